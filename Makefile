@@ -1,0 +1,31 @@
+# Every target creates or reuses the virtual environment itself: `make demo` and `make test`
+# are all a new machine needs. Commands run from this folder, which is also DAGSTER_HOME.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+export DAGSTER_HOME := $(CURDIR)
+
+.PHONY: demo test ui clean-data
+
+$(INSTALLED): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $(INSTALLED)
+
+## Run the whole factory on the shipped demo task (offline) and print where the results are.
+demo: $(INSTALLED)
+	$(PY) -m synth_assets demo
+
+## Run the test suite; "no tests collected" (pytest exit code 5) is a failure, not a pass.
+test: $(INSTALLED)
+	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	if [ $$status -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; exit 1; fi; exit $$status
+
+## Open the Dagster UI on the same instance the demo wrote to (http://127.0.0.1:3000).
+ui: $(INSTALLED)
+	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## Delete generated data and instance history (keeps tasks and the environment).
+clean-data:
+	rm -rf data/lake data/cache .dagster

@@ -1,0 +1,1 @@
+"""synth_assets: a Dagster factory for validated, versioned synthetic training data."""

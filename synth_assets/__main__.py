@@ -1,0 +1,3 @@
+from synth_assets.cli import main
+
+raise SystemExit(main())

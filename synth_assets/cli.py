@@ -1,0 +1,188 @@
+"""Command line: add a batch and run the factory on it, run the demo, list batches.
+
+    python -m synth_assets demo                          # the whole factory on the demo task
+    python -m synth_assets add-batch --task hwu64 --file new_seeds.csv
+    python -m synth_assets add-batch --task hwu64        # a refresh batch from the task's seeds
+    python -m synth_assets status
+
+Runs go to the persistent Dagster instance in ``$DAGSTER_HOME`` (this repository by default), so
+the UI (``make ui``) shows every materialization made here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from synth_assets.defs.resources import PROJECT_ROOT
+
+DEMO_TASK = "hwu64"
+DEMO_BATCHES = ("demo_1", "demo_2")
+
+
+def _instance():
+    import dagster as dg
+
+    # dagster.yaml keeps state in .dagster/ relative to the repository root.
+    os.environ.setdefault("DAGSTER_HOME", str(PROJECT_ROOT))
+    os.chdir(os.environ["DAGSTER_HOME"])
+    return dg.DagsterInstance.get()
+
+
+def _definitions():
+    from synth_assets.definitions import defs
+
+    return defs()
+
+
+def _run_batch(defs, instance, key: str, position: str) -> bool:
+    """Materialize all six stages for ``key``, printing one line per stage as it finishes."""
+    from synth_assets.defs.jobs import FACTORY_STAGES
+
+    started = time.perf_counter()
+    print(f"{position} batch {key}: running {' -> '.join(FACTORY_STAGES)}", flush=True)
+    result = defs.resolve_job_def("factory").execute_in_process(
+        partition_key=key,
+        instance=instance,
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        tags={"synth_assets/source": "cli"},
+    )
+    done = [event.asset_key.to_user_string() for event in result.get_asset_materialization_events()]
+    print(
+        f"{position} batch {key}: {len(done)}/{len(FACTORY_STAGES)} stages in {time.perf_counter() - started:.1f}s "
+        f"({', '.join(done) or 'none'}); run {result.run_id}",
+        flush=True,
+    )
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure:
+                print(f"  FAILED {event.step_key}: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
+    return result.success
+
+
+def _resource(defs):
+    return defs.resources["factory"]
+
+
+def _print_evaluation(factory, version: str) -> None:
+    from synth_assets.core.lake import LakeError
+
+    lake = factory.lake()
+    try:
+        summary = lake.read_json("heldout_eval", version)
+    except LakeError:
+        print(f"no held-out evaluation for {version} (its gate may have failed: see `python -m synth_assets status`)")
+        return
+    manifest = lake.read_json("training_set", version)
+    print(
+        f"\nHeld-out evaluation of dataset version {version} ({summary['heldout_rows']} real held-out rows, {summary['model']}):"
+    )
+    print(f"  {'trained on':<28}{'rows':>7}{'accuracy':>10}{'macro-F1':>10}")
+    names = {"seeds_only": "seeds only (real)", "version": "seeds + synthetic (this)", "all_real": "all real (reference)"}
+    for name in ("seeds_only", "version", "all_real"):
+        if name in summary:
+            score = summary[name]
+            print(f"  {names[name]:<28}{score['train_rows']:>7}{score['accuracy']:>10.4f}{score['macro_f1']:>10.4f}")
+    print(f"  macro-F1 gain over seeds only: {summary['delta_macro_f1_vs_seeds_only']:+.4f}")
+    print(f"\nDataset version: {manifest['counts']['by_origin']} rows, content hash {manifest['content_hash'][:16]}")
+    print("Lake (the system of record, one parquet file per stage and batch):")
+    for stage in ("seeds", "generated", "deduplicated", "gated", "training_set", "heldout_eval"):
+        print(f"  {lake.table_path(stage, version)}")
+    print(f"  manifest: {lake.sidecar_path('training_set', version)}")
+    print(f"  metrics:  {lake.sidecar_path('heldout_eval', version)}")
+    print("\nOpen the Dagster UI on this instance with:  make ui   (then http://127.0.0.1:3000)")
+
+
+def demo(args) -> int:
+    from synth_assets.defs.partitions import open_batch
+
+    instance = _instance()
+    defs = _definitions()
+    factory = _resource(defs)
+    task = factory.task(args.task)
+    keys = [
+        open_batch(instance, factory.lake(), task, f"{task.name}-{name}", task.seeds_path, "refresh") for name in DEMO_BATCHES
+    ]
+    ok = all(_run_batch(defs, instance, key, f"[{i}/{len(keys)}]") for i, key in enumerate(keys, start=1))
+    _print_evaluation(factory, keys[-1])
+    return 0 if ok else 1
+
+
+def add_batch(args) -> int:
+    from synth_assets.core.batches import key_for_file, key_for_refresh
+    from synth_assets.defs.partitions import open_batch
+
+    source = Path(args.file).resolve() if args.file else None
+    instance = _instance()
+    defs = _definitions()
+    factory = _resource(defs)
+    task = factory.task(args.task)
+    if source is not None:
+        key, kind = key_for_file(task.name, source), "seed_file"
+    else:
+        key, kind, source = key_for_refresh(task.name, datetime.now(UTC)), "refresh", task.seeds_path
+    open_batch(instance, factory.lake(), task, key, source, kind)
+    print(f"batch {key} added ({kind}, from {source})")
+    if args.no_run:
+        return 0
+    ok = _run_batch(defs, instance, key, "[1/1]")
+    _print_evaluation(factory, key)
+    return 0 if ok else 1
+
+
+def status(args) -> int:
+    from synth_assets.core.batches import task_of
+    from synth_assets.defs.partitions import BATCHES
+
+    instance = _instance()
+    lake = _resource(_definitions()).lake()
+    keys = [key for key in instance.get_dynamic_partitions(BATCHES) if not args.task or task_of(key) == args.task]
+    if not keys:
+        print("no batches yet: run `make demo` or `python -m synth_assets add-batch --task <task>`")
+        return 0
+    print(f"{'batch':<40}{'gate':<8}{'yield':>7}{'rows':>7}{'macro-F1':>10}{'seeds-only':>12}")
+    for key in keys:
+        gate = lake.read_json("gated", key) if lake.sidecar_path("gated", key).is_file() else None
+        evaluation = lake.read_json("heldout_eval", key) if lake.sidecar_path("heldout_eval", key).is_file() else None
+        verdict = "-" if gate is None else ("passed" if gate["passed"] else "FAILED")
+        yield_rate = f"{gate['yield']:.2f}" if gate else "-"
+        rows = str(evaluation["version"]["train_rows"]) if evaluation else "-"
+        mixed = f"{evaluation['version']['macro_f1']:.4f}" if evaluation else "-"
+        seeds_only = f"{evaluation['seeds_only']['macro_f1']:.4f}" if evaluation else "-"
+        print(f"{key:<40}{verdict:<8}{yield_rate:>7}{rows:>7}{mixed:>10}{seeds_only:>12}")
+        if gate and not gate["passed"]:
+            print(f"    gate failures: {'; '.join(gate['failures'])}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m synth_assets", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    demo_parser = commands.add_parser("demo", help="run the whole factory on the shipped demo task (offline)")
+    demo_parser.add_argument("--task", default=DEMO_TASK)
+    demo_parser.set_defaults(handler=demo)
+    add_parser = commands.add_parser("add-batch", help="add a batch partition and materialize it")
+    add_parser.add_argument("--task", required=True)
+    add_parser.add_argument("--file", help="seed file (CSV/JSONL with text,label); default: the task's own seeds")
+    add_parser.add_argument("--no-run", action="store_true", help="only add the partition; materialize later from the UI")
+    add_parser.set_defaults(handler=add_batch)
+    status_parser = commands.add_parser("status", help="list batches with gate verdicts and held-out scores")
+    status_parser.add_argument("--task")
+    status_parser.set_defaults(handler=status)
+    args = parser.parse_args(argv)
+    logging.getLogger("dagster").setLevel(logging.WARNING)
+    from synth_assets.core.batches import BatchKeyError
+    from synth_assets.core.labelled_data import InputFileError
+    from synth_assets.core.task_config import TaskConfigError
+
+    try:
+        return args.handler(args)
+    except (InputFileError, TaskConfigError, BatchKeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

@@ -1,0 +1,1 @@
+"""Pure logic of the factory. Nothing in this package imports dagster."""

@@ -1,0 +1,159 @@
+"""Batches: the unit of work and the dataset version.
+
+A batch key is ``<task>-<name>``; task names never contain ``-``, so the task is everything
+before the first dash. Keys made from file names keep only ``[a-z0-9_]`` and end with a hash of
+the file's bytes, so a path trick (``../``, spaces, unicode look-alikes) cannot reach the key and
+the same file dropped twice maps to the same batch.
+
+Registering a batch validates its input completely, then copies the input into the lake
+(``<lake>/_batches/<key>.<ext>``) with a JSON record, so a backfill months later reads the
+same bytes even if the incoming file was moved or edited.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from synth_assets.core.hashing import file_sha256
+from synth_assets.core.labelled_data import SUPPORTED_SUFFIXES, InputFileError, read_labelled_file
+from synth_assets.core.lake import Lake
+from synth_assets.core.task_config import TaskConfig
+from synth_assets.core.text import normalize_text
+
+REGISTRY = "_batches"
+_SLUG_UNSAFE = re.compile(r"[^a-z0-9_]+")
+BATCH_KEY_PATTERN = re.compile(r"^[a-z0-9_]{1,40}-[a-z0-9_-]{1,80}$")
+
+
+class BatchKeyError(ValueError):
+    """A partition key that no batch of this factory could have."""
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    key: str
+    task: str
+    kind: str  # "seed_file" (dropped or given on the CLI) or "refresh" (schedule / CLI, task seeds again)
+    source: str
+    sha256: str
+    input_path: Path
+
+
+def task_of(batch_key: str) -> str:
+    if not BATCH_KEY_PATTERN.match(batch_key):
+        raise BatchKeyError(f"{batch_key!r} is not a batch key; expected <task>-<name> of a-z, 0-9, _ and -")
+    return batch_key.split("-", 1)[0]
+
+
+def slugify(name: str, max_chars: int = 30) -> str:
+    slug = _SLUG_UNSAFE.sub("_", name.lower()).strip("_")[:max_chars].strip("_")
+    return slug or "file"
+
+
+def key_for_file(task: str, path: Path) -> str:
+    return f"{task}-{slugify(Path(path).stem)}-{file_sha256(path)[:8]}"
+
+
+def key_for_refresh(task: str, when: datetime) -> str:
+    return f"{task}-refresh_{when.astimezone(UTC):%Y%m%d_%H%M}"
+
+
+def validate_seed_file(task: TaskConfig, path: Path) -> pd.DataFrame:
+    """Rows of a seed file, or :class:`InputFileError` if it is malformed or copies held-out text."""
+    rows = read_labelled_file(path, task.labels)
+    heldout = read_labelled_file(task.heldout_path, task.labels, reject_duplicates=False)
+    heldout_keys = set(heldout["text"].map(normalize_text))
+    leaking = rows[rows["text"].map(normalize_text).isin(heldout_keys)]
+    if len(leaking):
+        lines = ", ".join(str(line) for line in leaking["line"].head(10))
+        raise InputFileError(
+            f"{path}: {len(leaking)} row(s) copy the held-out split of task {task.name} (lines {lines}); "
+            "held-out text must never be a seed: remove those rows"
+        )
+    return rows
+
+
+def register_batch(lake: Lake, task: TaskConfig, key: str, source: Path, kind: str) -> BatchRecord:
+    """Validate ``source`` and copy it into the lake as the input of batch ``key`` (idempotent)."""
+    if task_of(key) != task.name:
+        raise BatchKeyError(f"batch {key!r} does not belong to task {task.name!r}")
+    source = Path(source)
+    if source.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise InputFileError(f"{source}: unsupported file type {source.suffix!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}")
+    validate_seed_file(task, source)
+    input_path = lake.root / REGISTRY / f"{key}{source.suffix.lower()}"
+    digest = file_sha256(source)
+    if lake.sidecar_path(REGISTRY, key).is_file():
+        existing = load_batch(lake, key)
+        if existing.sha256 != digest:
+            raise BatchKeyError(f"batch {key} is already registered from different bytes ({existing.source}); use a new key")
+        return existing
+    input_path.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(source, input_path)
+    lake.write_json(
+        REGISTRY,
+        key,
+        {
+            "key": key,
+            "task": task.name,
+            "kind": kind,
+            "source": str(source),
+            "sha256": digest,
+            "input_file": input_path.name,
+            "registered_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+    return load_batch(lake, key)
+
+
+def load_batch(lake: Lake, key: str) -> BatchRecord:
+    record = lake.read_json(REGISTRY, key)
+    return BatchRecord(
+        key=record["key"],
+        task=record["task"],
+        kind=record["kind"],
+        source=record["source"],
+        sha256=record["sha256"],
+        input_path=lake.root / REGISTRY / record["input_file"],
+    )
+
+
+def is_registered(lake: Lake, key: str) -> bool:
+    return lake.sidecar_path(REGISTRY, key).is_file()
+
+
+def seed_table(task: TaskConfig, batch: BatchRecord) -> pd.DataFrame:
+    """The ``seeds`` partition of a registered batch: its validated rows with provenance."""
+    rows = validate_seed_file(task, batch.input_path)
+    return pd.DataFrame(
+        {
+            "seed_id": [f"{batch.key}:{line}" for line in rows["line"]],
+            "batch": batch.key,
+            "text": rows["text"],
+            "label": rows["label"],
+            "source_file": Path(batch.source).name,
+            "line": rows["line"],
+        }
+    )
+
+
+def incoming_files(incoming_root: Path) -> list[tuple[str, Path]]:
+    """(task name, file) for every seed file waiting in ``<incoming_root>/<task>/``, in name order.
+
+    Hidden files and files still being written by common tools (``.tmp``, ``.part``) are ignored.
+    """
+    root = Path(incoming_root)
+    if not root.is_dir():
+        return []
+    found = []
+    for task_dir in sorted(path for path in root.iterdir() if path.is_dir() and not path.name.startswith(".")):
+        for path in sorted(task_dir.iterdir()):
+            if path.is_file() and not path.name.startswith(".") and path.suffix.lower() in SUPPORTED_SUFFIXES:
+                found.append((task_dir.name, path))
+    return found

@@ -1,0 +1,123 @@
+"""The quality gate: row verdicts from small filters, and a batch verdict from the rows.
+
+Each filter answers one question about every row and names its reason; :func:`apply_filters`
+is the one place that records verdicts, so nothing is dropped unseen and the first failing
+filter (in the order below: cheapest and most certain first) is the reason a row carries.
+A row is kept when ``accepted`` is True; otherwise ``reject_reason`` is a machine-readable
+code and ``reject_detail`` says, for a person, what was wrong.
+
+The batch verdict is the write-audit-publish decision: it is stored with the partition and
+``training_set`` includes only batches whose verdict passed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+
+from synth_assets.core.task_config import GateConfig
+
+GATE_VERSION = "2026.11.1"
+# Leftovers of a template or prompt: {slot}, [[slot]], <SLOT>, ${var}.
+_TEMPLATE_MARKER = re.compile(r"\{[^{}]{0,40}\}|\[\[|\]\]|<[A-Z_]{2,}>|\$\{")
+
+
+@dataclass(frozen=True)
+class RowFilter:
+    """One question about every row: ``rejects(rows)`` is True where the row must go."""
+
+    reason: str
+    rejects: Callable[[pd.DataFrame], pd.Series]
+    detail: Callable[[pd.Series], str]
+
+
+def _dup_filter(status: str, what: str) -> RowFilter:
+    return RowFilter(
+        reason=status,
+        rejects=lambda rows: rows["dup_status"] == status,
+        detail=lambda row: f"{what} {row['dup_of']} (Jaccard {row['dup_similarity']:.2f})",
+    )
+
+
+def row_filters(config: GateConfig) -> list[RowFilter]:
+    """The gate's filters for a task, in the order their reasons take precedence."""
+    length = lambda rows: rows["text"].str.len()  # noqa: E731 - shared by the two length filters
+    return [
+        RowFilter("generation_failed", lambda rows: rows["status"] != "ok", lambda row: f"generation failed: {row['error']}"),
+        RowFilter("empty_text", lambda rows: rows["norm_key"].str.len() == 0, lambda row: "no letters or digits in the text"),
+        RowFilter(
+            "too_short",
+            lambda rows: length(rows) < config.min_chars,
+            lambda row: f"{len(row['text'])} characters, below gate.min_chars={config.min_chars}",
+        ),
+        RowFilter(
+            "too_long",
+            lambda rows: length(rows) > config.max_chars,
+            lambda row: f"{len(row['text'])} characters, above gate.max_chars={config.max_chars}",
+        ),
+        RowFilter(
+            "template_marker",
+            lambda rows: rows["text"].str.contains(_TEMPLATE_MARKER),
+            lambda row: f"leftover template marker {_TEMPLATE_MARKER.search(row['text']).group(0)!r}",
+        ),
+        _dup_filter("contaminates_heldout", "copies the held-out row"),
+        _dup_filter("copies_seed", "copies the seed"),
+        _dup_filter("exact_dup", "exact duplicate of"),
+        _dup_filter("near_dup", "near duplicate of"),
+    ]
+
+
+def apply_filters(rows: pd.DataFrame, config: GateConfig) -> pd.DataFrame:
+    """``rows`` with ``accepted, reject_reason, reject_detail``; every row gets a verdict."""
+    rows = rows.astype({"text": str, "norm_key": str})
+    reasons = pd.Series("", index=rows.index, dtype=object)
+    details = pd.Series("", index=rows.index, dtype=object)
+    for row_filter in row_filters(config):
+        hit = row_filter.rejects(rows).fillna(True).astype(bool) & (reasons == "")
+        if hit.any():
+            reasons[hit] = row_filter.reason
+            details[hit] = rows[hit].apply(row_filter.detail, axis=1)
+    return rows.assign(accepted=(reasons == "").to_numpy(), reject_reason=reasons.astype(str), reject_detail=details.astype(str))
+
+
+def batch_verdict(gated: pd.DataFrame, config: GateConfig) -> dict:
+    """The batch-level decision and the numbers behind it (stored beside the partition)."""
+    attempted = len(gated)
+    accepted = int(gated["accepted"].sum())
+    attempted_labels = sorted(gated["label"].unique())
+    covered = sorted(gated.loc[gated["accepted"], "label"].unique())
+    duplicates = int(gated["dup_status"].isin(["exact_dup", "near_dup"]).sum())
+    yield_rate = accepted / attempted if attempted else 0.0
+    coverage = len(covered) / len(attempted_labels) if attempted_labels else 0.0
+    near_dup_rate = duplicates / attempted if attempted else 0.0
+    failures = []
+    if attempted == 0:
+        failures.append("the batch has no generation attempts")
+    if yield_rate < config.yield_floor:
+        failures.append(f"yield {yield_rate:.3f} is below gate.yield_floor={config.yield_floor}")
+    if coverage < config.min_label_coverage:
+        missing = sorted(set(attempted_labels) - set(covered))
+        failures.append(
+            f"label coverage {coverage:.3f} is below gate.min_label_coverage={config.min_label_coverage} "
+            f"(no accepted row for: {', '.join(missing[:10])}{', ...' if len(missing) > 10 else ''})"
+        )
+    if near_dup_rate > config.max_near_dup_rate:
+        failures.append(f"duplicate rate {near_dup_rate:.3f} is above gate.max_near_dup_rate={config.max_near_dup_rate}")
+    return {
+        "passed": not failures,
+        "failures": failures,
+        "attempted": attempted,
+        "accepted": accepted,
+        "rejected": attempted - accepted,
+        "yield": round(yield_rate, 4),
+        "label_coverage": round(coverage, 4),
+        "near_dup_rate": round(near_dup_rate, 4),
+        "rejects_by_reason": {
+            k: int(v) for k, v in gated.loc[~gated["accepted"], "reject_reason"].value_counts().sort_index().items()
+        },
+        "thresholds": config.model_dump(),
+        "gate_version": GATE_VERSION,
+    }

@@ -1,0 +1,103 @@
+"""Reading real labelled text files (seeds, held-out split, real pool) with errors a user can act on.
+
+Accepted formats: CSV with a header containing ``text`` and ``label`` (other columns ignored),
+or JSON Lines with ``text`` and ``label`` keys. UTF-8 only. Every problem is reported with the
+file, the line number as an editor shows it, and the fix; a file with any problem is rejected
+whole, so a batch is never half-created from it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from synth_assets.core.text import collapse_whitespace, normalize_text
+
+SUPPORTED_SUFFIXES = (".csv", ".jsonl")
+MAX_PROBLEMS_SHOWN = 10
+
+
+class InputFileError(ValueError):
+    """A labelled data file cannot be used; the message names the file, the lines and the fix."""
+
+
+def _decode(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputFileError(f"{path}: cannot be read ({exc.strerror}); check the path and its permissions") from exc
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise InputFileError(f"{path}: line {line} is not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8") from exc
+
+
+def _csv_records(path: Path, content: str) -> Iterable[tuple[int, dict]]:
+    reader = csv.DictReader(io.StringIO(content, newline=""))
+    missing = [column for column in ("text", "label") if column not in (reader.fieldnames or [])]
+    if missing:
+        raise InputFileError(
+            f"{path}: missing column(s) {', '.join(missing)}; the header must contain text,label "
+            f"(found: {', '.join(reader.fieldnames or []) or 'no header'})"
+        )
+    for record in reader:
+        # DictReader counts physical lines, so quoted multi-line fields still point at the right line.
+        yield reader.line_num, record
+
+
+def _jsonl_records(path: Path, content: str) -> Iterable[tuple[int, dict]]:
+    for line_number, line in enumerate(content.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InputFileError(f"{path}: line {line_number} is not valid JSON ({exc.msg}); fix or remove the line") from exc
+        if not isinstance(record, dict):
+            raise InputFileError(f"{path}: line {line_number} must be a JSON object with text and label")
+        yield line_number, record
+
+
+def read_labelled_file(path: Path, labels: Iterable[str], *, reject_duplicates: bool = True) -> pd.DataFrame:
+    """Validated rows of ``path`` as a DataFrame with columns ``text, label, line``.
+
+    Raises :class:`InputFileError` listing every problem found (up to ten) when the file has a
+    missing column, an empty text, a label not in ``labels``, a duplicate text (when
+    ``reject_duplicates``), broken encoding or no rows at all.
+    """
+    path = Path(path)
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise InputFileError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}")
+    content = _decode(path)
+    records = _csv_records(path, content) if path.suffix.lower() == ".csv" else _jsonl_records(path, content)
+    known = set(labels)
+    rows: list[dict] = []
+    problems: list[str] = []
+    first_line_of: dict[str, int] = {}
+    for line, record in records:
+        text = collapse_whitespace(str(record.get("text") or ""))
+        label = str(record.get("label") or "").strip()
+        if not text:
+            problems.append(f"line {line}: empty text; write the example or delete the line")
+        elif not normalize_text(text):
+            problems.append(f"line {line}: text {text!r} has no letters or digits; delete the line")
+        if label not in known:
+            shown = ", ".join(sorted(known)[:8]) + (", ..." if len(known) > 8 else "")
+            problems.append(f"line {line}: unknown label {label!r}; use a label from task.yaml ({shown}) or add it there")
+        key = normalize_text(text)
+        if reject_duplicates and key and key in first_line_of:
+            problems.append(f"line {line}: duplicate of line {first_line_of[key]} ({text!r}); delete one of them")
+        first_line_of.setdefault(key, line)
+        rows.append({"text": text, "label": label, "line": line})
+    if problems:
+        more = f"\n  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more" if len(problems) > MAX_PROBLEMS_SHOWN else ""
+        raise InputFileError(f"{path}: {len(problems)} problem(s):\n  " + "\n  ".join(problems[:MAX_PROBLEMS_SHOWN]) + more)
+    if not rows:
+        raise InputFileError(f"{path}: no examples found; add rows with text and label")
+    return pd.DataFrame(rows, columns=["text", "label", "line"]).astype({"line": "int64"})

@@ -1,0 +1,154 @@
+"""``task.yaml``: one labelled-text task, validated into a typed object at load time.
+
+Every error names the file and the key (``gate.min_chars``) and says what would be valid, so a
+user fixes a typo in one try instead of reading a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+TASK_FILE = "task.yaml"
+TASK_NAME_PATTERN = re.compile(r"^[a-z0-9_]{1,40}$")
+LABEL_PATTERN = re.compile(r"^[A-Za-z0-9_.:/+-]{1,80}$")
+
+
+class TaskConfigError(ValueError):
+    """A task folder or its ``task.yaml`` is not usable; the message says where and how to fix it."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GenerationConfig(_Strict):
+    backend: Literal["template"] = "template"
+    per_label: int = Field(50, ge=1, le=10_000, description="attempts per label per batch")
+
+
+class DedupConfig(_Strict):
+    near_dup_threshold: float = Field(0.8, gt=0.0, le=1.0, description="Jaccard of character shingles")
+    shingle_chars: int = Field(5, ge=2, le=12)
+    num_perm: int = Field(128, ge=16, le=1024)
+
+
+class GateConfig(_Strict):
+    min_chars: int = Field(3, ge=1)
+    max_chars: int = Field(500, ge=1)
+    yield_floor: float = Field(0.3, ge=0.0, le=1.0, description="accepted / attempted below this fails the batch")
+    min_label_coverage: float = Field(1.0, ge=0.0, le=1.0, description="share of labels with an accepted row")
+    max_near_dup_rate: float = Field(0.5, ge=0.0, le=1.0, description="near duplicates / attempted above this fails the batch")
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> GateConfig:
+        if self.min_chars > self.max_chars:
+            raise ValueError(f"min_chars ({self.min_chars}) is larger than max_chars ({self.max_chars})")
+        return self
+
+
+class MixConfig(_Strict):
+    synthetic_share: float = Field(0.75, ge=0.0, lt=1.0, description="share of synthetic rows in a training set")
+
+
+class EvaluationConfig(_Strict):
+    model: Literal["tfidf_logreg"] = "tfidf_logreg"
+
+
+class TaskConfig(_Strict):
+    name: str
+    text_kind: str = Field(min_length=1)
+    labels: dict[str, str] = Field(min_length=2)
+    seeds: str = "seeds.csv"
+    heldout: str = "heldout.csv"
+    real_pool: str | None = None
+    license: str | None = None
+    generation: GenerationConfig = GenerationConfig()
+    dedup: DedupConfig = DedupConfig()
+    gate: GateConfig = GateConfig()
+    mix: MixConfig = MixConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+    task_dir: Path = Field(exclude=True)
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_key(cls, name: str) -> str:
+        if not TASK_NAME_PATTERN.match(name):
+            raise ValueError(f"{name!r} must be 1-40 characters of a-z, 0-9 and _ (it prefixes batch keys)")
+        return name
+
+    @field_validator("labels")
+    @classmethod
+    def _labels_are_named(cls, labels: dict[str, str]) -> dict[str, str]:
+        for label, description in labels.items():
+            if not LABEL_PATTERN.match(str(label)):
+                raise ValueError(f"label {label!r} must be 1-80 characters without spaces")
+            if not str(description or "").strip():
+                raise ValueError(f"label {label!r} needs a one-line description")
+        return labels
+
+    def path(self, name: str) -> Path:
+        return self.task_dir / name
+
+    @property
+    def seeds_path(self) -> Path:
+        return self.path(self.seeds)
+
+    @property
+    def heldout_path(self) -> Path:
+        return self.path(self.heldout)
+
+    @property
+    def real_pool_path(self) -> Path | None:
+        return self.path(self.real_pool) if self.real_pool else None
+
+    def settings_fingerprint(self) -> dict:
+        """Everything about the task that changes what the factory produces (not where files are)."""
+        return self.model_dump(mode="json")
+
+
+def _format_validation_error(source: Path, error: ValidationError) -> str:
+    lines = [f"{source} is not a valid task file:"]
+    for item in error.errors():
+        key = ".".join(str(part) for part in item["loc"]) or "(top level)"
+        if item["type"] == "extra_forbidden":
+            lines.append(f"  - {key}: unknown key; remove it or fix its spelling")
+        else:
+            lines.append(f"  - {key}: {item['msg']} (got {item.get('input')!r})")
+    return "\n".join(lines)
+
+
+def load_task(task_dir: Path) -> TaskConfig:
+    """Read and validate ``<task_dir>/task.yaml``; check that the data files it names exist."""
+    source = Path(task_dir) / TASK_FILE
+    if not source.is_file():
+        raise TaskConfigError(f"{source} does not exist: every task folder needs a task.yaml (see docs/tasks.md)")
+    try:
+        raw = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise TaskConfigError(f"{source} is not valid YAML: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise TaskConfigError(f"{source} must be a mapping of keys (name, labels, ...), got {type(raw).__name__}")
+    try:
+        task = TaskConfig(**raw, task_dir=Path(task_dir))
+    except ValidationError as exc:
+        raise TaskConfigError(_format_validation_error(source, exc)) from None
+    if task.name != Path(task_dir).name:
+        raise TaskConfigError(f"{source}: name is {task.name!r} but the folder is {Path(task_dir).name!r}; make them equal")
+    for key in ("seeds", "heldout", "real_pool"):
+        path = getattr(task, f"{key}_path")
+        if path is not None and not path.is_file():
+            raise TaskConfigError(f"{source}: {key} names {path}, which does not exist")
+    return task
+
+
+def load_tasks(tasks_root: Path) -> dict[str, TaskConfig]:
+    """Every task folder under ``tasks_root`` (folders without task.yaml are ignored)."""
+    root = Path(tasks_root)
+    if not root.is_dir():
+        return {}
+    return {path.parent.name: load_task(path.parent) for path in sorted(root.glob(f"*/{TASK_FILE}"))}

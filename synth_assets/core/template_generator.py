@@ -1,0 +1,326 @@
+"""The offline generator: new labelled texts recombined from a label's own seeds.
+
+Every operator below keeps the label correct by construction: it only moves words *within*
+one label's seeds, swaps a slot value (a number, a weekday, a first name) for another value of
+the same slot, or adds or drops framing that the seeds themselves show to be shared by many
+labels. An example is one seed passed through one to three operators; the operators it went
+through are its ``template_id`` and the seeds it drew on are its ``seed_ids``.
+
+Operators:
+- ``splice``: the start of one seed joined to the end of another seed of the same label at a
+  word they share ("wake me up at six" + "set an alarm at noon please" -> "wake me up at noon
+  please").
+- ``slot``: a slot value swapped for another of the same slot (built-in English lexicons for
+  numbers, times, days, months, parts of the day, colours, cities, currencies; first names).
+- ``reframe``: the seed's opening or closing phrase replaced with another label-neutral one.
+  Label-neutral phrases are mined from the seeds (openers and closers found across many
+  labels) plus a short built-in list of polite framings.
+- ``label_word``: a word of this label's seeds inserted next to a word it follows in them.
+- ``describe``: a word that only this label's description in ``task.yaml`` uses inserted
+  ("lights", "muted"): the task author's words reach the training data.
+- ``drop``: one function word left out (as people do when typing to an assistant).
+- ``swap``: two adjacent words exchanged when both are slot values or function words.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+
+import pandas as pd
+from faker.providers.person.en_US import Provider as _FakerPerson
+
+from synth_assets.core.text import normalize_text
+
+TEMPLATE_VERSION = "2026.11.1"
+MAX_OPERATORS = 3
+TRIES_PER_EXAMPLE = 12
+# A phrase that opens or closes seeds of at least this share of labels is framing, not meaning.
+NEUTRAL_PHRASE_LABEL_SHARE = 0.08
+NEUTRAL_PHRASE_MIN_LABELS = 3
+# A description word used by at least this share of labels ("user", "wants") says nothing about one label.
+DESCRIPTION_GENERIC_SHARE = 0.1
+
+_TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
+_NO_SPACE_BEFORE = re.compile(r" ([,.!?;:%)])")
+_NO_SPACE_AFTER = re.compile(r"([($]) ")
+
+_NUMBER_WORDS = (
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+    "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty hundred"
+).split()
+SLOT_LEXICONS: dict[str, list[str]] = {
+    "number": _NUMBER_WORDS + [str(n) for n in (*range(1, 13), 15, 20, 25, 30, 45, 50, 100)],
+    "meridiem": ["am", "pm"],
+    "weekday": "monday tuesday wednesday thursday friday saturday sunday".split(),
+    "month": "january february march april june july august september october november december".split(),
+    "day_part": ["morning", "afternoon", "evening", "night"],
+    "relative_day": ["today", "tomorrow", "tonight"],
+    "colour": "red blue green yellow purple orange pink white violet".split(),
+    "city": (
+        "london paris berlin madrid rome tokyo delhi mumbai chicago boston seattle toronto sydney dublin "
+        "amsterdam vienna prague moscow beijing dubai singapore barcelona lisbon denver atlanta"
+    ).split(),
+    "currency": "dollar dollars euro euros pound pounds yen rupee rupees".split(),
+}
+# Words that are also first names in Faker's list but mean something else in requests.
+_NOT_NAMES = set(
+    "will may june april august mark bill rose joy grace hope faith sunny summer autumn dawn art "
+    "frank gene guy jack jay ken max miles nick pat ray rich rob sandy tom victor chase hunter "
+    "page carol brook lane dale glen holly ivy iris pearl ruby amber crystal star".split()
+)
+FIRST_NAMES = sorted({name.lower() for name in _FakerPerson.first_names} - _NOT_NAMES)
+SLOT_LEXICONS["first_name"] = FIRST_NAMES[::3]  # a spread of names, not 700 near-identical choices
+_SLOT_OF = {word: slot for slot, words in SLOT_LEXICONS.items() for word in words}
+_SLOT_OF.update({name: "first_name" for name in FIRST_NAMES})
+
+_FUNCTION_WORDS = set(
+    "a an the to for of in on at my me i you your please can could would will do does is it this that "
+    "with and or some any be are what how up".split()
+)
+_BUILT_IN_OPENERS = [
+    ("please",),
+    ("can", "you"),
+    ("could", "you"),
+    ("would", "you"),
+    ("i", "want", "you", "to"),
+    ("i", "need", "you", "to"),
+    ("hey",),
+    ("ok",),
+]
+_BUILT_IN_CLOSERS = [("please",), ("now",), ("for", "me"), ("thanks",)]
+
+
+def tokenize(text: str) -> list[str]:
+    return _TOKEN.findall(text)
+
+
+def detokenize(tokens: list[str]) -> str:
+    return _NO_SPACE_AFTER.sub(r"\1", _NO_SPACE_BEFORE.sub(r"\1", " ".join(tokens))).strip()
+
+
+def _is_word(token: str) -> bool:
+    return any(ch.isalnum() for ch in token)
+
+
+@dataclass
+class SeedBank:
+    """What the operators may draw on, learned from one batch's seeds."""
+
+    by_label: dict[str, list[tuple[str, list[str]]]]  # label -> [(seed_id, tokens)]
+    openers: list[tuple[str, ...]]
+    closers: list[tuple[str, ...]]
+    followers: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # label -> word -> next words
+    description_words: dict[str, list[str]] = field(default_factory=dict)  # label -> words only its description has
+
+    @classmethod
+    def from_seeds(cls, seeds: pd.DataFrame, label_descriptions: dict[str, str]) -> SeedBank:
+        by_label: dict[str, list[tuple[str, list[str]]]] = defaultdict(list)
+        for seed_id, text, label in zip(seeds["seed_id"], seeds["text"], seeds["label"]):
+            by_label[str(label)].append((str(seed_id), tokenize(str(text))))
+        openers, closers = _neutral_phrases(by_label)
+        followers: dict[str, dict[str, list[str]]] = {}
+        for label, rows in by_label.items():
+            pairs: dict[str, set[str]] = defaultdict(set)
+            for _, tokens in rows:
+                words = [t.lower() for t in tokens]
+                for left, right in zip(words, words[1:]):
+                    if _is_word(left) and _is_word(right):
+                        pairs[left].add(right)
+            followers[label] = {word: sorted(nexts) for word, nexts in sorted(pairs.items())}
+        return cls(dict(sorted(by_label.items())), openers, closers, followers, _description_words(label_descriptions))
+
+
+def _description_words(descriptions: dict[str, str]) -> dict[str, list[str]]:
+    """Per label, the words of its description that few other descriptions use ("lights", "off")."""
+    tokenized = {label: [t.lower() for t in tokenize(text) if _is_word(t)] for label, text in descriptions.items()}
+    spread = Counter(word for words in tokenized.values() for word in set(words))
+    generic = {word for word, labels in spread.items() if labels >= max(3, DESCRIPTION_GENERIC_SHARE * len(descriptions))}
+    return {label: sorted(set(words) - generic - _FUNCTION_WORDS) for label, words in sorted(tokenized.items())}
+
+
+def _neutral_phrases(by_label: dict[str, list[tuple[str, list[str]]]]) -> tuple[list[tuple], list[tuple]]:
+    """Opening and closing phrases (1-3 words) that seeds of many labels share."""
+    needed = max(NEUTRAL_PHRASE_MIN_LABELS, int(NEUTRAL_PHRASE_LABEL_SHARE * len(by_label)))
+    starts: dict[tuple, set[str]] = defaultdict(set)
+    ends: dict[tuple, set[str]] = defaultdict(set)
+    for label, rows in by_label.items():
+        for _, tokens in rows:
+            words = [t.lower() for t in tokens if _is_word(t)]
+            for size in (1, 2, 3):
+                if len(words) > size + 1:
+                    starts[tuple(words[:size])].add(label)
+                    ends[tuple(words[-size:])].add(label)
+    mined_openers = [phrase for phrase, labels in sorted(starts.items()) if len(labels) >= needed]
+    mined_closers = [phrase for phrase, labels in sorted(ends.items()) if len(labels) >= needed]
+    openers = sorted(set(mined_openers) | set(_BUILT_IN_OPENERS))
+    closers = sorted(set(mined_closers) | set(_BUILT_IN_CLOSERS))
+    return openers, closers
+
+
+def _strip_phrase(words: list[str], phrases: list[tuple[str, ...]], at_start: bool) -> list[str]:
+    """``words`` without the longest neutral phrase at its start (or end), if it has one."""
+    lowered = [w.lower() for w in words]
+    for phrase in sorted(phrases, key=len, reverse=True):
+        size = len(phrase)
+        if len(words) > size + 1 and tuple(lowered[:size] if at_start else lowered[-size:]) == phrase:
+            return words[size:] if at_start else words[:-size]
+    return words
+
+
+def _trailing_punctuation(tokens: list[str]) -> tuple[list[str], list[str]]:
+    end = len(tokens)
+    while end > 0 and not _is_word(tokens[end - 1]):
+        end -= 1
+    return tokens[:end], tokens[end:]
+
+
+def _splice(tokens, label, bank, rng, used):
+    partners = [(sid, other) for sid, other in bank.by_label[label] if other != tokens]
+    rng.shuffle(partners)
+    lowered = [t.lower() for t in tokens]
+    for seed_id, other in partners[:6]:
+        other_lowered = [t.lower() for t in other]
+        shared = [
+            (i, j)
+            for i, word in enumerate(lowered)
+            if _is_word(word)
+            for j, other_word in enumerate(other_lowered)
+            if other_word == word and (i, j) != (0, 0) and (i, j) != (len(tokens) - 1, len(other) - 1)
+        ]
+        if shared:
+            i, j = rng.choice(shared)
+            used.append(seed_id)
+            return tokens[:i] + other[j:]
+    return None
+
+
+def _slot(tokens, label, bank, rng, used):
+    positions = [i for i, t in enumerate(tokens) if t.lower() in _SLOT_OF]
+    if not positions:
+        return None
+    position = rng.choice(positions)
+    slot = _SLOT_OF[tokens[position].lower()]
+    choices = [w for w in SLOT_LEXICONS[slot] if w != tokens[position].lower()]
+    replacement = rng.choice(choices)
+    if tokens[position][:1].isupper():
+        replacement = replacement.capitalize()
+    return tokens[:position] + [replacement] + tokens[position + 1 :]
+
+
+def _reframe(tokens, label, bank, rng, used):
+    body, punctuation = _trailing_punctuation(tokens)
+    if rng.random() < 0.5:
+        core = _strip_phrase(body, bank.openers, at_start=True)
+        opener = list(rng.choice(bank.openers))
+        result = opener + core
+    else:
+        core = _strip_phrase(body, bank.closers, at_start=False)
+        result = core + list(rng.choice(bank.closers))
+    return result + punctuation if result != body else None
+
+
+def _label_word(tokens, label, bank, rng, used):
+    followers = bank.followers.get(label, {})
+    spots = [
+        (i, nxt)
+        for i, t in enumerate(tokens[:-1])
+        for nxt in followers.get(t.lower(), [])
+        if nxt != tokens[i + 1].lower() and nxt not in (x.lower() for x in tokens)
+    ]
+    if not spots:
+        return None
+    i, word = rng.choice(spots)
+    return tokens[: i + 1] + [word] + tokens[i + 1 :]
+
+
+def _describe(tokens, label, bank, rng, used):
+    present = {t.lower() for t in tokens}
+    words = [word for word in bank.description_words.get(label, []) if word not in present]
+    if not words:
+        return None
+    body, punctuation = _trailing_punctuation(tokens)
+    position = rng.randint(0, len(body))
+    return body[:position] + [rng.choice(words)] + body[position:] + punctuation
+
+
+def _drop(tokens, label, bank, rng, used):
+    positions = [i for i, t in enumerate(tokens) if t.lower() in _FUNCTION_WORDS]
+    if len([t for t in tokens if _is_word(t)]) < 4 or not positions:
+        return None
+    position = rng.choice(positions)
+    return tokens[:position] + tokens[position + 1 :]
+
+
+def _swap(tokens, label, bank, rng, used):
+    movable = lambda t: t.lower() in _SLOT_OF or t.lower() in _FUNCTION_WORDS  # noqa: E731
+    positions = [i for i in range(len(tokens) - 1) if movable(tokens[i]) and movable(tokens[i + 1])]
+    positions = [i for i in positions if tokens[i].lower() != tokens[i + 1].lower()]
+    if not positions:
+        return None
+    i = rng.choice(positions)
+    return tokens[:i] + [tokens[i + 1], tokens[i]] + tokens[i + 2 :]
+
+
+OPERATORS = {
+    "splice": _splice,
+    "slot": _slot,
+    "reframe": _reframe,
+    "label_word": _label_word,
+    "describe": _describe,
+    "drop": _drop,
+    "swap": _swap,
+}
+# How often each operator is tried: recombination and slots carry most new information.
+OPERATOR_WEIGHTS = {"splice": 4, "slot": 3, "reframe": 2, "label_word": 2, "describe": 3, "drop": 1, "swap": 1}
+
+
+def _one_example(label: str, bank: SeedBank, rng: random.Random) -> tuple[str, str, list[str]] | None:
+    seed_id, tokens = rng.choice(bank.by_label[label])
+    used = [seed_id]
+    applied = []
+    names = list(OPERATORS)
+    weights = [OPERATOR_WEIGHTS[name] for name in names]
+    for _ in range(rng.randint(1, MAX_OPERATORS)):
+        name = rng.choices(names, weights)[0]
+        result = OPERATORS[name](tokens, label, bank, rng, used)
+        if result and result != tokens and any(_is_word(t) for t in result):
+            tokens = result
+            applied.append(name)
+    if not applied:
+        return None
+    return detokenize(tokens), "+".join(applied), used
+
+
+def generate_template_rows(
+    seeds: pd.DataFrame, label_descriptions: dict[str, str], *, per_label: int, rng_seed: int
+) -> pd.DataFrame:
+    """``per_label`` examples for every label of ``seeds``: text, label, template_id, seed_ids, sample_index.
+
+    ``seeds`` has ``seed_id, text, label``. The same seeds and ``rng_seed`` give the same rows.
+    An example equal to a seed or to an earlier example is drawn again (up to a bound), so the
+    attempts are distinct texts wherever the seeds allow it.
+    """
+    bank = SeedBank.from_seeds(seeds, label_descriptions)
+    seen = {normalize_text(str(text)) for text in seeds["text"]}
+    rows = []
+    for label in sorted(label_descriptions):
+        if label not in bank.by_label:
+            continue
+        rng = random.Random(f"{rng_seed}:{label}")
+        for index in range(per_label):
+            example = None
+            for _ in range(TRIES_PER_EXAMPLE):
+                example = _one_example(label, bank, rng)
+                if example is not None and normalize_text(example[0]) not in seen:
+                    break
+            if example is None:
+                seed_id, tokens = bank.by_label[label][index % len(bank.by_label[label])]
+                example = (detokenize(tokens), "copy", [seed_id])
+            text, template_id, seed_ids = example
+            seen.add(normalize_text(text))
+            rows.append({"text": text, "label": label, "template_id": template_id, "seed_ids": seed_ids, "sample_index": index})
+    return pd.DataFrame(rows, columns=["text", "label", "template_id", "seed_ids", "sample_index"])
+

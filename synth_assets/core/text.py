@@ -1,0 +1,36 @@
+"""Text normalisation shared by dedup, gate and mixing, so "the same text" means one thing.
+
+Policy: Unicode NFKC (folds full-width and compatibility forms), case-folded, every Unicode
+punctuation character removed, runs of whitespace collapsed to one space, ends stripped.
+"Set an alarm!" and "set  an ALARM" normalise to the same key; "set an alarm" and
+"set the alarm" do not (that is the near-duplicate stage's job).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from synth_assets.core.hashing import stable_hash
+
+_WHITESPACE = re.compile(r"\s+")
+
+
+def _strip_punctuation(text: str) -> str:
+    return "".join(" " if unicodedata.category(ch).startswith("P") else ch for ch in text)
+
+
+def normalize_text(text: str) -> str:
+    """The normalised form used for exact-duplicate keys and shingling."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return _WHITESPACE.sub(" ", _strip_punctuation(folded)).strip()
+
+
+def text_key(text: str) -> str:
+    """Exact-duplicate key: hash of the normalised text."""
+    return stable_hash(normalize_text(text))
+
+
+def collapse_whitespace(text: str) -> str:
+    """Light clean-up applied to every incoming real or generated text (meaning unchanged)."""
+    return _WHITESPACE.sub(" ", text).strip()

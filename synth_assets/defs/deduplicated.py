@@ -1,0 +1,70 @@
+"""Stage 3: exact and near-duplicate verdicts against this batch, earlier batches, seeds and held-out."""
+
+import dagster as dg
+
+from synth_assets.core.dedup import duplicate_pairs, find_duplicates, references_for_batch
+from synth_assets.core.labelled_data import read_labelled_file
+from synth_assets.core.schemas import deduplicated_schema
+from synth_assets.defs.generated import generated
+from synth_assets.defs.partitions import batches, batches_up_to
+from synth_assets.defs.publishing import counts_table, publish, stage_code_version
+from synth_assets.defs.resources import FactoryResource
+
+DEDUP_VERSION = "2026.11.1"
+PAIRS_SHOWN = 20
+
+
+@dg.asset(
+    partitions_def=batches,
+    deps=[generated],
+    group_name="factory",
+    kinds={"parquet", "duckdb"},
+    code_version=stage_code_version(DEDUP_VERSION, "dedup"),
+    description="Generated rows with exact/near-duplicate verdicts (dup_status, dup_of, dup_similarity).",
+)
+def deduplicated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.MaterializeResult:
+    batch = context.partition_key
+    task = factory.task_for_batch(batch)
+    lake = factory.lake()
+    so_far = batches_up_to(context.instance, batch)
+    references = references_for_batch(
+        heldout=read_labelled_file(task.heldout_path, task.labels, reject_duplicates=False),
+        seeds=lake.query("seeds", so_far, "SELECT seed_id, text FROM rows ORDER BY batch_order, file_row_number"),
+        earlier_unique=lake.query(
+            "deduplicated",
+            so_far[:-1],
+            "SELECT row_id, text FROM rows WHERE dup_status = 'unique' ORDER BY batch_order, file_row_number",
+            empty_columns=["row_id", "text"],
+        ),
+    )
+    candidates = lake.read_table("generated", batch)
+    settings = task.dedup
+    table = find_duplicates(
+        candidates,
+        references,
+        threshold=settings.near_dup_threshold,
+        num_perm=settings.num_perm,
+        shingle_chars=settings.shingle_chars,
+    )
+    statuses = table["dup_status"].value_counts().to_dict()
+    attempted = max(len(table), 1)
+    context.log.info(f"{batch}: {statuses} against {sum(len(r.ids) for r in references)} earlier texts")
+    return publish(
+        lake,
+        "deduplicated",
+        batch,
+        table,
+        deduplicated_schema(task.labels),
+        {
+            "exact_dup_rate": round(statuses.get("exact_dup", 0) / attempted, 4),
+            "near_dup_rate": round(statuses.get("near_dup", 0) / attempted, 4),
+            "copies_seed": statuses.get("copies_seed", 0),
+            "contaminates_heldout": statuses.get("contaminates_heldout", 0),
+            "unique": statuses.get("unique", 0),
+            "index_size": sum(len(r.ids) for r in references) + statuses.get("unique", 0),
+            "earlier_batches": len(so_far) - 1,
+            "near_dup_threshold": settings.near_dup_threshold,
+            "verdicts": counts_table(statuses, "dup_status"),
+        },
+        sample=duplicate_pairs(table, references, PAIRS_SHOWN),
+    )

@@ -1,0 +1,89 @@
+"""Stage 4: row verdicts with reasons, and the batch verdict that decides publication.
+
+Write, audit, publish: the rows are written whatever the verdict (rejected rows stay
+inspectable), the verdict is stored beside them, and the blocking check ``gate_passed`` stops
+this run's downstream steps. ``training_set`` reads the stored verdict, so a failed batch stays
+out of every later version too, not only this run.
+"""
+
+import dagster as dg
+
+from synth_assets.core.gate import GATE_VERSION, apply_filters, batch_verdict
+from synth_assets.core.report import markdown_table
+from synth_assets.core.schemas import gated_schema
+from synth_assets.defs.deduplicated import deduplicated
+from synth_assets.defs.partitions import batches
+from synth_assets.defs.publishing import counts_table, publish, stage_code_version
+from synth_assets.defs.resources import FactoryResource
+
+GATE_CHECK = "gate_passed"
+
+
+@dg.asset(
+    partitions_def=batches,
+    deps=[deduplicated],
+    group_name="factory",
+    kinds={"parquet"},
+    code_version=stage_code_version(GATE_VERSION, "gate"),
+    check_specs=[
+        dg.AssetCheckSpec(
+            GATE_CHECK,
+            asset="gated",
+            blocking=True,
+            description=(
+                "Yield floor, label coverage and duplicate ceiling of task.yaml's gate; "
+                "a failure keeps the batch out of every training set."
+            ),
+        )
+    ],
+    description="Deduplicated rows with accepted / reject_reason / reject_detail; the batch verdict is stored beside them.",
+)
+def gated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.MaterializeResult:
+    batch = context.partition_key
+    task = factory.task_for_batch(batch)
+    lake = factory.lake()
+    table = apply_filters(lake.read_table("deduplicated", batch), task.gate)
+    verdict = batch_verdict(table, task.gate)
+    verdict_path = lake.write_json("gated", batch, verdict)
+    context.log.info(
+        f"{batch}: {verdict['accepted']}/{verdict['attempted']} accepted (yield {verdict['yield']:.2%}); "
+        f"gate {'passed' if verdict['passed'] else 'FAILED: ' + '; '.join(verdict['failures'])}"
+    )
+    summary = {
+        "attempted": verdict["attempted"],
+        "accepted": verdict["accepted"],
+        "rejected": verdict["rejected"],
+        "yield": verdict["yield"],
+        "label_coverage": verdict["label_coverage"],
+        "near_dup_rate": verdict["near_dup_rate"],
+    }
+    check = dg.AssetCheckResult(
+        check_name=GATE_CHECK,
+        passed=verdict["passed"],
+        severity=dg.AssetCheckSeverity.ERROR,
+        description="; ".join(verdict["failures"]) or "all gate thresholds met",
+        metadata={
+            **summary,
+            "failures": "; ".join(verdict["failures"]) or "none",
+            "thresholds": dg.MetadataValue.json(verdict["thresholds"]),
+        },
+    )
+    rejected = table[~table["accepted"]]
+    return publish(
+        lake,
+        "gated",
+        batch,
+        table,
+        gated_schema(task.labels, task.gate.min_chars, task.gate.max_chars),
+        {
+            **summary,
+            "gate_passed": verdict["passed"],
+            "gate_failures": "; ".join(verdict["failures"]) or "none",
+            "rejects_by_reason": counts_table(verdict["rejects_by_reason"], "reject_reason"),
+            "rejected_sample": dg.MetadataValue.md(markdown_table(rejected[["text", "label", "reject_reason", "reject_detail"]])),
+            "thresholds": dg.MetadataValue.json(verdict["thresholds"]),
+            "verdict": dg.MetadataValue.path(str(verdict_path)),
+        },
+        sample=table[table["accepted"]][["text", "label", "template_id"]],
+        check_results=[check],
+    )

@@ -1,0 +1,58 @@
+"""The one place resources are declared: where the factory's data lives."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from synth_assets.core.batches import task_of
+from synth_assets.core.lake import Lake
+from synth_assets.core.task_config import TaskConfig, load_task, load_tasks
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DATA_DIR_VARIABLE = "SYNTH_ASSETS_DATA_DIR"
+
+
+def default_data_dir() -> str:
+    return os.environ.get(DATA_DIR_VARIABLE) or str(PROJECT_ROOT / "data")
+
+
+class FactoryResource(dg.ConfigurableResource):
+    """Task definitions, incoming seed files and the parquet lake under one data folder.
+
+    ``<data_dir>/tasks/<task>/task.yaml`` defines tasks, ``<data_dir>/incoming/<task>/`` receives
+    new seed files, ``<data_dir>/lake/`` is the system of record.
+    """
+
+    data_dir: str
+
+    @property
+    def root(self) -> Path:
+        return Path(self.data_dir)
+
+    @property
+    def tasks_root(self) -> Path:
+        return self.root / "tasks"
+
+    @property
+    def incoming_root(self) -> Path:
+        return self.root / "incoming"
+
+    def lake(self) -> Lake:
+        return Lake(self.root / "lake")
+
+    def task(self, name: str) -> TaskConfig:
+        return load_task(self.tasks_root / name)
+
+    def task_for_batch(self, batch: str) -> TaskConfig:
+        return self.task(task_of(batch))
+
+    def tasks(self) -> dict[str, TaskConfig]:
+        return load_tasks(self.tasks_root)
+
+
+@dg.definitions
+def resources() -> dg.Definitions:
+    return dg.Definitions(resources={"factory": FactoryResource(data_dir=default_data_dir())})

@@ -1,0 +1,44 @@
+"""The command line adds batches, runs the factory on a persistent instance and reports clearly."""
+
+from __future__ import annotations
+
+import pytest
+
+from synth_assets.cli import main
+from synth_assets.defs.resources import DATA_DIR_VARIABLE
+from synth_assets_tests.conftest import write_csv
+
+
+@pytest.fixture
+def home(tmp_path, data_dir, monkeypatch):
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    monkeypatch.setenv(DATA_DIR_VARIABLE, str(data_dir))
+    monkeypatch.chdir(tmp_path)
+    return dagster_home
+
+
+def test_add_batch_from_a_file_runs_all_stages_and_prints_the_evaluation(home, data_dir, tmp_path, capsys):
+    seed_file = write_csv(tmp_path / "extra seeds.csv", [("wake me at four", "alarm_set"), ("is it icy out", "weather_query")])
+    assert main(["add-batch", "--task", "home", "--file", str(seed_file)]) == 0
+    out = capsys.readouterr().out
+    assert "6/6 stages" in out
+    assert "seeds only (real)" in out and "seeds + synthetic (this)" in out
+    assert "make ui" in out
+    assert main(["status", "--task", "home"]) == 0
+    status = capsys.readouterr().out
+    assert "home-extra_seeds-" in status and "passed" in status
+
+
+def test_bad_seed_file_is_refused_with_the_reason_and_no_batch(home, tmp_path, capsys):
+    bad = write_csv(tmp_path / "bad.csv", [("", "alarm_set")])
+    assert main(["add-batch", "--task", "home", "--file", str(bad), "--no-run"]) == 2
+    assert "bad.csv: 1 problem(s):\n  line 2: empty text" in capsys.readouterr().err
+    assert main(["status"]) == 0
+    assert "no batches yet" in capsys.readouterr().out
+
+
+def test_unknown_task_is_named(home, capsys):
+    assert main(["add-batch", "--task", "nope", "--no-run"]) == 2
+    assert "nope/task.yaml does not exist" in capsys.readouterr().err

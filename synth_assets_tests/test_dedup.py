@@ -1,0 +1,115 @@
+"""Duplicates are found with their partners; held-out copies count as contamination."""
+
+import pandas as pd
+from datasketch import MinHash
+
+from synth_assets.core.dedup import (
+    Reference,
+    _signatures,
+    candidate_probability,
+    duplicate_pairs,
+    find_duplicates,
+    jaccard,
+    lsh_bands,
+    shingles,
+)
+from synth_assets.core.text import normalize_text
+
+SETTINGS = {"threshold": 0.8, "num_perm": 128, "shingle_chars": 5}
+
+
+def _candidates(*texts, failed=()):
+    return pd.DataFrame(
+        {
+            "row_id": [f"r{i}" for i in range(len(texts))],
+            "text": list(texts),
+            "status": ["failed" if i in failed else "ok" for i in range(len(texts))],
+        }
+    )
+
+
+def _verdicts(candidates, references=()):
+    result = find_duplicates(candidates, list(references), **SETTINGS)
+    return list(zip(result["dup_status"], result["dup_of"]))
+
+
+def test_exact_duplicates_after_normalisation_point_at_the_first():
+    assert _verdicts(_candidates("Set an alarm!", "set  an ALARM", "play jazz")) == [
+        ("unique", ""),
+        ("exact_dup", "r0"),
+        ("unique", ""),
+    ]
+
+
+def test_near_duplicate_is_found_with_its_partner_and_similarity():
+    result = find_duplicates(
+        _candidates("please set an alarm for nine am tomorrow", "please set an alarm for nine am tomorow"), [], **SETTINGS
+    )
+    assert result["dup_status"].tolist() == ["unique", "near_dup"]
+    assert result["dup_of"].tolist()[1] == "r0"
+    assert 0.8 <= result["dup_similarity"].tolist()[1] < 1.0
+
+
+def test_different_texts_stay_unique():
+    assert [v for v, _ in _verdicts(_candidates("set an alarm for nine", "what is the weather in rome"))] == ["unique", "unique"]
+
+
+def test_copy_of_heldout_is_contamination_and_beats_other_matches():
+    references = [
+        Reference(["heldout:7"], ["what is the weather like in paris today"], "contaminates_heldout"),
+        Reference(["seed:1"], ["what is the weather like in paris today"], "copies_seed"),
+    ]
+    assert _verdicts(_candidates("What is the weather like in Paris today?"), references) == [
+        ("contaminates_heldout", "heldout:7")
+    ]
+
+
+def test_near_copy_of_a_seed_is_rejected_as_copies_seed():
+    references = [Reference(["seed:3"], ["turn off all the lights in the kitchen please"], "copies_seed")]
+    assert _verdicts(_candidates("turn off all the lights in the kitchen pls"), references) == [("copies_seed", "seed:3")]
+
+
+def test_rows_of_earlier_batches_count_as_duplicates():
+    references = [Reference(["earlier-row"], ["play some relaxing piano music"], "exact_dup")]
+    assert _verdicts(_candidates("play some relaxing piano music"), references) == [("exact_dup", "earlier-row")]
+
+
+def test_failed_and_empty_rows_are_not_checked():
+    assert [v for v, _ in _verdicts(_candidates("ok text here", "", "!!!", failed=(0,)))] == ["not_checked"] * 3
+
+
+def test_non_latin_and_long_texts_are_handled():
+    long_text = " ".join(f"word{i}" for i in range(2000))
+    verdicts = _verdicts(_candidates("今日の天気はどうですか", "今日の天気はどうですか？", long_text, long_text + " extra"))
+    assert verdicts == [("unique", ""), ("exact_dup", "r0"), ("unique", ""), ("near_dup", "r2")]
+
+
+def test_signatures_agree_with_datasketch_updated_one_shingle_at_a_time():
+    texts = ["set an alarm for seven", "what is the weather", "play music"]
+    sets = [shingles(normalize_text(t), 5) for t in texts]
+    for shingle_set, bulk in zip(sets, _signatures(sets, 128)):
+        single = MinHash(num_perm=128, seed=1)
+        for shingle in sorted(shingle_set):
+            single.update(shingle.encode("utf-8"))
+        assert (single.hashvalues == bulk.hashvalues).all()
+
+
+def test_lsh_bands_reach_the_recall_target_at_the_threshold():
+    for threshold in (0.5, 0.7, 0.8, 0.9):
+        bands, rows = lsh_bands(threshold, 128)
+        assert bands * rows <= 128
+        assert candidate_probability(threshold, bands, rows) >= 0.99
+
+
+def test_short_texts_are_one_shingle():
+    assert shingles("hi", 5) == {"hi"}
+    assert jaccard({"a"}, {"a"}) == 1.0
+
+
+def test_duplicate_pairs_show_both_texts():
+    candidates = _candidates("play jazz now", "play jazz now!")
+    result = find_duplicates(candidates, [], **SETTINGS)
+    pairs = duplicate_pairs(result, [], limit=5)
+    assert pairs.to_dict("records") == [
+        {"verdict": "exact_dup", "text": "play jazz now!", "duplicates": "play jazz now", "matched_id": "r0", "jaccard": 1.0}
+    ]

@@ -1,0 +1,58 @@
+"""The definitions load, and the asset graph is the one DESIGN.md describes (a change is a visible diff)."""
+
+import dagster as dg
+import pytest
+
+from synth_assets.definitions import defs
+
+EXPECTED_GRAPH = {
+    "seeds": [],
+    "generated": ["seeds"],
+    "deduplicated": ["generated"],
+    "gated": ["deduplicated"],
+    "training_set": ["gated"],
+    "heldout_eval": ["training_set"],
+}
+EXPECTED_CHECKS = {("gated", "gate_passed", True), ("heldout_eval", "beats_seeds_only", False)}
+
+
+@pytest.fixture
+def definitions(instance):
+    # Loading definitions reads state from the current instance, so a live one must exist.
+    return defs()
+
+
+@pytest.fixture
+def graph(definitions):
+    return definitions.resolve_asset_graph()
+
+
+def test_asset_graph_matches_the_design(graph):
+    actual = {
+        key.to_user_string(): sorted(parent.to_user_string() for parent in graph.get(key).parent_keys)
+        for key in graph.get_all_asset_keys()
+    }
+    assert actual == EXPECTED_GRAPH
+
+
+def test_every_asset_is_partitioned_by_the_one_batches_set(graph):
+    for key in graph.get_all_asset_keys():
+        partitions = graph.get(key).partitions_def
+        assert isinstance(partitions, dg.DynamicPartitionsDefinition) and partitions.name == "batches"
+
+
+def test_checks_and_their_blocking_flags(graph):
+    checks = {(key.asset_key.to_user_string(), key.name, graph.get_check_spec(key).blocking) for key in graph.asset_check_keys}
+    assert checks == EXPECTED_CHECKS
+
+
+def test_every_asset_has_a_code_version(graph):
+    assert all(graph.get(key).code_version for key in graph.get_all_asset_keys())
+
+
+def test_job_sensor_schedule_and_in_process_executor(definitions):
+    assert definitions.resolve_job_def("factory") is not None
+    assert [s.name for s in definitions.sensors] == ["incoming_seed_files"]
+    assert [s.name for s in definitions.schedules] == ["weekly_refresh_batches"]
+    assert definitions.executor.name == "in_process"
+    assert set(definitions.resources) == {"factory"}

@@ -1,0 +1,142 @@
+"""All six stages on a real Dagster instance: lake contents, provenance, determinism, write-audit-publish."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import yaml
+
+from synth_assets.defs.jobs import FACTORY_STAGES
+from synth_assets_tests.factory_harness import build_factory
+
+SIDECAR_STAGES = ("gated", "training_set", "heldout_eval")
+
+
+@pytest.fixture
+def factory(data_dir, monkeypatch, instance):
+    return build_factory(data_dir, monkeypatch, instance)
+
+
+@pytest.fixture
+def two_batches(factory):
+    keys = [factory.open("b1"), factory.open("b2")]
+    for key in keys:
+        result = factory.run(key)
+        assert result.success, [e.message for e in result.all_events if e.is_failure]
+    return keys
+
+
+def _materialized(result) -> list[str]:
+    return sorted(event.asset_key.to_user_string() for event in result.get_asset_materialization_events())
+
+
+def test_two_batches_write_every_stage_to_the_lake(factory, two_batches):
+    for key in two_batches:
+        for stage in FACTORY_STAGES:
+            assert factory.lake.table_path(stage, key).is_file(), f"{stage}/{key} missing"
+        for stage in SIDECAR_STAGES:
+            assert factory.lake.sidecar_path(stage, key).is_file()
+
+
+def test_generated_rows_carry_provenance(factory, two_batches):
+    key = two_batches[0]
+    generated = factory.lake.read_table("generated", key)
+    seed_ids = set(factory.lake.read_table("seeds", key)["seed_id"])
+    assert len(generated) == 4 * 12
+    assert generated["request_key"].is_unique
+    assert (generated["generator"] == "template").all() and (generated["template_version"] != "").all()
+    assert (generated["template_id"] != "").all()
+    assert all(len(ids) > 0 and set(ids) <= seed_ids for ids in generated["seed_ids"])
+    assert set(generated["label"]) == {"alarm_set", "weather_query", "play_music", "lights_off"}
+
+
+def test_every_attempt_ends_accepted_or_rejected_with_a_reason(factory, two_batches):
+    for key in two_batches:
+        gated = factory.lake.read_table("gated", key)
+        verdict = factory.lake.read_json("gated", key)
+        assert len(gated) == len(factory.lake.read_table("generated", key)) == verdict["attempted"]
+        assert verdict["accepted"] + verdict["rejected"] == verdict["attempted"]
+        assert (gated.loc[~gated["accepted"], "reject_reason"] != "").all()
+        assert (gated.loc[gated["accepted"], "reject_reason"] == "").all()
+
+
+def test_second_batch_is_deduplicated_against_the_first(factory, two_batches):
+    first, second = two_batches
+    second_rows = factory.lake.read_table("deduplicated", second)
+    first_ids = set(factory.lake.read_table("deduplicated", first)["row_id"])
+    matched_earlier = second_rows[second_rows["dup_of"].isin(first_ids)]
+    unique_first = factory.lake.read_table("deduplicated", first).query("dup_status == 'unique'")
+    overlap = set(second_rows["norm_key"]) & set(unique_first["norm_key"])
+    # every exact repeat of an earlier unique text must be caught, pointing at the earlier row
+    assert all(second_rows[second_rows["norm_key"] == key]["dup_status"].ne("unique").all() for key in overlap)
+    assert len(overlap) == 0 or len(matched_earlier) > 0
+
+
+def test_training_set_mixes_real_and_accepted_synthetic_with_a_manifest(factory, two_batches):
+    version = two_batches[1]
+    table = factory.lake.read_table("training_set", version)
+    manifest = factory.lake.read_json("training_set", version)
+    accepted = pd.concat([factory.lake.read_table("gated", key).query("accepted") for key in two_batches])
+    synthetic = table[table["origin"] == "synthetic"]
+    assert set(synthetic["row_id"]) <= set(accepted["row_id"])
+    assert manifest["batches_included"] == two_batches
+    assert manifest["counts"]["by_origin"] == table["origin"].value_counts().to_dict()
+    assert len(manifest["content_hash"]) == 64
+    assert manifest["counts"]["by_origin"]["real"] == 32
+
+
+def test_heldout_eval_reports_version_and_seeds_only_baseline(factory, two_batches):
+    summary = factory.lake.read_json("heldout_eval", two_batches[1])
+    assert {"version", "seeds_only", "delta_macro_f1_vs_seeds_only"} <= set(summary)
+    assert summary["heldout_rows"] == 12
+    metrics = factory.lake.read_table("heldout_eval", two_batches[1])
+    assert set(metrics["trained_on"]) == {"version", "seeds_only"}
+
+
+def test_materializations_carry_the_numbers_users_look_at(factory, two_batches):
+    def metadata(stage):
+        import dagster as dg
+
+        event = factory.instance.get_latest_materialization_event(dg.AssetKey(stage))
+        return event.asset_materialization.metadata
+
+    assert {"yield", "accepted", "rejects_by_reason", "gate_passed", "sample"} <= set(metadata("gated"))
+    assert {"macro_f1", "seeds_only_macro_f1", "delta_macro_f1_vs_seeds_only"} <= set(metadata("heldout_eval"))
+    assert {"near_dup_rate", "exact_dup_rate", "contaminates_heldout"} <= set(metadata("deduplicated"))
+    assert {"real_rows", "synthetic_rows", "content_hash"} <= set(metadata("training_set"))
+
+
+def test_rematerializing_a_partition_gives_identical_bytes(factory, two_batches):
+    first = two_batches[0]
+    paths = [factory.lake.table_path(stage, first) for stage in FACTORY_STAGES]
+    paths += [factory.lake.sidecar_path(stage, first) for stage in SIDECAR_STAGES]
+    before = {path: path.read_bytes() for path in paths}
+    # batch 2 exists now; rebuilding batch 1 must still read only what batch 1 read the first time
+    assert factory.run(first).success
+    assert {path: path.read_bytes() for path in paths} == before
+
+
+def test_a_batch_failing_the_gate_never_reaches_a_training_set(factory, data_dir):
+    task_file = data_dir / "tasks" / "home" / "task.yaml"
+    original = task_file.read_text()
+    assert factory.run(factory.open("b1")).success
+
+    strict = yaml.safe_load(original)
+    strict["gate"]["max_chars"] = 4  # every generated utterance is longer: yield 0
+    task_file.write_text(yaml.safe_dump(strict))
+    failing = factory.open("b2")
+    result = factory.run(failing)
+    gate_check = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+    assert gate_check == {"gate_passed": False}
+    assert _materialized(result) == ["deduplicated", "gated", "generated", "seeds"], "blocking check must stop the run"
+    verdict = factory.lake.read_json("gated", failing)
+    assert not verdict["passed"] and "yield 0.000 is below gate.yield_floor" in verdict["failures"][0]
+    assert not factory.lake.read_table("gated", failing)["accepted"].any()  # rejected rows stay inspectable
+
+    task_file.write_text(original)
+    later = factory.open("b3")
+    assert factory.run(later).success
+    table = factory.lake.read_table("training_set", later)
+    manifest = factory.lake.read_json("training_set", later)
+    assert failing not in set(table["source_batch"])
+    assert failing in manifest["batches_excluded"] and manifest["batches_included"] == ["home-b1", "home-b3"]
