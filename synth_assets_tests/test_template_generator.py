@@ -1,0 +1,110 @@
+"""The offline generator: deterministic, label-safe by construction, distinct texts with provenance."""
+
+from __future__ import annotations
+
+import random
+
+import pandas as pd
+import pytest
+
+from synth_assets.core import template_generator as tg
+from synth_assets.core.generation import generate_batch
+from synth_assets.core.text import normalize_text
+from synth_assets_tests.conftest import SEEDS
+
+DESCRIPTIONS = {
+    "alarm_set": "the user wants to set an alarm",
+    "weather_query": "the user asks about the weather forecast",
+    "play_music": "the user wants music played",
+    "lights_off": "the user wants the lights turned off",
+}
+
+
+@pytest.fixture
+def seeds() -> pd.DataFrame:
+    rows = [(f"s:{label}:{i}", text, label) for label, texts in SEEDS.items() for i, text in enumerate(texts)]
+    return pd.DataFrame(rows, columns=["seed_id", "text", "label"])
+
+
+def _generate(seeds, per_label=30, rng_seed=7):
+    return tg.generate_template_rows(seeds, DESCRIPTIONS, per_label=per_label, rng_seed=rng_seed)
+
+
+def test_same_seeds_and_random_seed_give_the_same_rows(seeds):
+    pd.testing.assert_frame_equal(_generate(seeds), _generate(seeds))
+
+
+def test_another_random_seed_gives_other_rows(seeds):
+    assert set(_generate(seeds, rng_seed=1)["text"]) != set(_generate(seeds, rng_seed=2)["text"])
+
+
+def test_every_label_gets_per_label_attempts_numbered_from_zero(seeds):
+    rows = _generate(seeds, per_label=25)
+    assert rows.groupby("label").size().to_dict() == {label: 25 for label in SEEDS}
+    assert all(sorted(group) == list(range(25)) for _, group in rows.groupby("label")["sample_index"])
+
+
+def test_rows_draw_only_on_seeds_of_their_own_label(seeds):
+    label_of = dict(zip(seeds["seed_id"], seeds["label"]))
+    for label, seed_ids in zip(*_generate(seeds).pipe(lambda r: (r["label"], r["seed_ids"]))):
+        assert seed_ids and {label_of[seed_id] for seed_id in seed_ids} == {label}
+
+
+def test_every_word_comes_from_the_label_a_slot_or_neutral_framing(seeds):
+    """Label safety: no operator can carry a word of another label's seeds into this label."""
+    bank = tg.SeedBank.from_seeds(seeds, DESCRIPTIONS)
+    neutral = {word for phrase in bank.openers + bank.closers for word in phrase}
+    slots = {word for words in tg.SLOT_LEXICONS.values() for word in words} | set(tg.FIRST_NAMES)
+    for text, label in zip(*_generate(seeds, per_label=60).pipe(lambda r: (r["text"], r["label"]))):
+        own = {token.lower() for _, tokens in bank.by_label[label] for token in tokens}
+        allowed = own | neutral | slots | set(bank.description_words[label])
+        assert {token.lower() for token in tg.tokenize(text)} <= allowed, (label, text)
+
+
+def test_texts_are_distinct_and_new(seeds):
+    rows = _generate(seeds)
+    keys = rows["text"].map(normalize_text)
+    assert keys.is_unique
+    assert not set(keys) & set(seeds["text"].map(normalize_text))
+
+
+def test_template_id_names_the_operators_applied(seeds):
+    for template_id in _generate(seeds)["template_id"]:
+        assert set(template_id.split("+")) <= set(tg.OPERATORS)
+
+
+def test_slot_swaps_a_value_for_another_of_the_same_slot():
+    tokens = tg.tokenize("wake me at seven on monday")
+    rng = random.Random(0)
+    results = {tuple(tg.OPERATORS["slot"](tokens, "alarm_set", None, rng, [])) for _ in range(40)}
+    for result in results:
+        changed = [(old, new) for old, new in zip(tokens, result) if old != new]
+        assert len(changed) == 1
+        old, new = changed[0]
+        assert tg._SLOT_OF[old] == tg._SLOT_OF[new.lower()]
+    assert len(results) > 5
+
+
+def test_splice_joins_two_seeds_of_the_label_at_a_shared_word(seeds):
+    bank = tg.SeedBank.from_seeds(seeds, DESCRIPTIONS)
+    tokens = tg.tokenize("set an alarm for seven tomorrow morning")
+    used: list[str] = []
+    result = tg.OPERATORS["splice"](tokens, "alarm_set", bank, random.Random(3), used)
+    partner = dict(bank.by_label["alarm_set"])[used[0]]
+    shared = next(i for i in range(1, len(result)) if result[:i] == tokens[:i] and result[i:] == partner[-(len(result) - i) :])
+    assert 0 < shared < len(result)
+
+
+def test_description_words_are_only_the_label_specific_ones():
+    words = tg.SeedBank.from_seeds(
+        pd.DataFrame({"seed_id": ["a"], "text": ["x"], "label": ["alarm_set"]}), DESCRIPTIONS
+    ).description_words
+    assert "lights" in words["lights_off"] and "forecast" in words["weather_query"]
+    assert not {"user", "wants", "the"} & {word for label_words in words.values() for word in label_words}
+
+
+def test_generate_batch_keys_are_stable_and_name_the_attempt(task, seeds):
+    first = generate_batch(task, "home-b1", seeds)
+    assert first.equals(generate_batch(task, "home-b1", seeds))
+    assert first["request_key"].is_unique and (first["row_id"] == first["request_key"]).all()
+    assert not set(first["request_key"]) & set(generate_batch(task, "home-b2", seeds)["request_key"])
