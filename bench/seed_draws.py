@@ -39,7 +39,7 @@ def run_draw(task, pool: pd.DataFrame, heldout: pd.DataFrame, draw: int, per_lab
     accepted, earlier_unique, yields = [], pd.DataFrame(columns=["row_id", "text"]), []
     for number in range(1, batches + 1):
         batch = f"{task.name}-draw{draw}_{number}"
-        generated = generate_batch(task, batch, seeds.assign(batch=batch))
+        generated = generate_batch(task, batch, seeds.assign(batch=batch)).table
         references = references_for_batch(heldout, seeds, earlier_unique)
         verdicts = find_duplicates(
             generated,

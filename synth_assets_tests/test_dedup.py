@@ -23,7 +23,7 @@ def _candidates(*texts, failed=()):
         {
             "row_id": [f"r{i}" for i in range(len(texts))],
             "text": list(texts),
-            "status": ["failed" if i in failed else "ok" for i in range(len(texts))],
+            "status": ["request_failed" if i in failed else "ok" for i in range(len(texts))],
         }
     )
 

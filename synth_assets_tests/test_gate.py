@@ -28,7 +28,8 @@ def _rows(*specs):
 @pytest.mark.parametrize(
     ("text", "status", "dup_status", "reason"),
     [
-        ("set an alarm for nine", "failed", "not_checked", "generation_failed"),
+        ("set an alarm for nine", "request_failed", "not_checked", "request_failed"),
+        ("set an alarm for nine", "off_label", "not_checked", "off_label"),
         ("!", "ok", "unique", "empty_text"),
         ("hey", "ok", "unique", "too_short"),
         ("set an alarm " * 10, "ok", "unique", "too_long"),
@@ -59,7 +60,7 @@ def test_counts_reconcile():
     rows = _rows(
         *[("set an alarm for nine", "a", "ok", "unique")] * 3,
         ("hey", "a", "ok", "unique"),
-        ("x y z w v", "a", "failed", "not_checked"),
+        ("x y z w v", "a", "truncated", "not_checked"),
     )
     verdict = batch_verdict(apply_filters(rows, CONFIG), CONFIG)
     assert verdict["attempted"] == verdict["accepted"] + verdict["rejected"] == 5

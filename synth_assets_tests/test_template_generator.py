@@ -104,7 +104,7 @@ def test_description_words_are_only_the_label_specific_ones():
 
 
 def test_generate_batch_keys_are_stable_and_name_the_attempt(task, seeds):
-    first = generate_batch(task, "home-b1", seeds)
-    assert first.equals(generate_batch(task, "home-b1", seeds))
+    first = generate_batch(task, "home-b1", seeds).table
+    assert first.equals(generate_batch(task, "home-b1", seeds).table)
     assert first["request_key"].is_unique and (first["row_id"] == first["request_key"]).all()
-    assert not set(first["request_key"]) & set(generate_batch(task, "home-b2", seeds)["request_key"])
+    assert not set(first["request_key"]) & set(generate_batch(task, "home-b2", seeds).table["request_key"])

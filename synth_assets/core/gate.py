@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from synth_assets.core.schemas import GENERATION_FAILURES
 from synth_assets.core.task_config import GateConfig
 
 GATE_VERSION = "2026.11.1"
@@ -34,6 +35,10 @@ class RowFilter:
     detail: Callable[[pd.Series], str]
 
 
+def _status_filter(status: str) -> RowFilter:
+    return RowFilter(reason=status, rejects=lambda rows: rows["status"] == status, detail=lambda row: row["error"] or status)
+
+
 def _dup_filter(status: str, what: str) -> RowFilter:
     return RowFilter(
         reason=status,
@@ -46,7 +51,7 @@ def row_filters(config: GateConfig) -> list[RowFilter]:
     """The gate's filters for a task, in the order their reasons take precedence."""
     length = lambda rows: rows["text"].str.len()  # noqa: E731 - shared by the two length filters
     return [
-        RowFilter("generation_failed", lambda rows: rows["status"] != "ok", lambda row: f"generation failed: {row['error']}"),
+        *(_status_filter(status) for status in GENERATION_FAILURES),
         RowFilter("empty_text", lambda rows: rows["norm_key"].str.len() == 0, lambda row: "no letters or digits in the text"),
         RowFilter(
             "too_short",

@@ -1,29 +1,93 @@
-"""Turns a batch's seeds into generation attempts with full provenance.
+"""Turns a batch's seeds into generation attempts with full provenance, whatever the backend.
 
 Every attempt becomes exactly one row of ``generated``, successful or not, so counts reconcile
-downstream: attempts = accepted + rejected. The request key is content-addressed (generator,
-template version, task, batch, label, sample index and the seed rows it may draw on), so the
-same inputs always name the same attempt.
+downstream: attempts = accepted + rejected. Row ids and request keys are content-addressed, so
+the same inputs always name the same attempt.
+
+Backends (``generation.backend`` in task.yaml):
+- ``template``: offline recombination of the seeds (:mod:`synth_assets.core.template_generator`).
+- ``openai``: any OpenAI-compatible chat endpoint (:mod:`synth_assets.core.llm_client`); an
+  attempt is one example slot of a request, and a request's tokens and cost are booked on its
+  first slot so that sums over rows are exact.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 import pandas as pd
 
 from synth_assets.core import template_generator
 from synth_assets.core.hashing import derive_seed, stable_hash
+from synth_assets.core.llm_cache import CachedAnswer, ResponseCache
+from synth_assets.core.llm_client import StructuredOutputUnsupported, prompt_tokens_of, run_requests
+from synth_assets.core.llm_generator import raw_text, slot_outcomes
+from synth_assets.core.pricing import price_for
+from synth_assets.core.prompts import PROMPT_ID, PROMPT_VERSION, build_requests
 from synth_assets.core.task_config import TaskConfig
 
-TEMPLATE_GENERATOR = "template"
+GENERATED_COLUMNS = [
+    "row_id",
+    "batch",
+    "text",
+    "label",
+    "status",
+    "error",
+    "raw_response",
+    "generator",
+    "model",
+    "template_id",
+    "template_version",
+    "request_key",
+    "seed_ids",
+    "sample_index",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+]
+# Completion tokens expected per example beyond the text itself (JSON keys, quotes, label).
+JSON_TOKENS_PER_EXAMPLE = 12
+
+
+class BudgetError(RuntimeError):
+    """Starting the batch would pass a budget cap of task.yaml."""
+
+
+@dataclass
+class LlmSession:
+    """What an LLM backend needs beyond the task: where answers are cached, the key, the caps."""
+
+    cache: ResponseCache
+    api_key: str | None
+    replay: bool
+    spent_by_task_usd: float = 0.0  # what other batches of the task already cost
+    progress: Callable[[int, int, dict], None] | None = None
+    http_client: object | None = None
+
+
+@dataclass
+class GenerationResult:
+    table: pd.DataFrame
+    summary: dict = field(default_factory=dict)
+
+
+def template_version(task: TaskConfig) -> str:
+    return PROMPT_VERSION if task.generation.backend == "openai" else template_generator.TEMPLATE_VERSION
 
 
 def generator_version(task: TaskConfig) -> str:
     """What changes the generated rows of a task: backend, its code version and settings."""
-    return stable_hash(TEMPLATE_GENERATOR, template_generator.TEMPLATE_VERSION, task.generation.model_dump(), length=12)
+    return stable_hash(task.generation.backend, template_version(task), task.generation.model_dump(), length=12)
 
 
-def generate_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame) -> pd.DataFrame:
-    """All generation attempts for ``batch``, in the ``generated`` lake schema."""
+def _frame(rows: dict) -> pd.DataFrame:
+    return pd.DataFrame(rows)[GENERATED_COLUMNS].astype(
+        {"sample_index": "int64", "prompt_tokens": "int64", "completion_tokens": "int64", "cost_usd": "float64"}
+    )
+
+
+def _template_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame) -> GenerationResult:
     seeds_fingerprint = stable_hash(sorted(zip(seeds["text"], seeds["label"])))
     rows = template_generator.generate_template_rows(
         seeds[["seed_id", "text", "label"]],
@@ -32,12 +96,10 @@ def generate_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame) -> pd.Data
         rng_seed=derive_seed(task.name, batch, "generate"),
     )
     request_keys = [
-        stable_hash(
-            TEMPLATE_GENERATOR, template_generator.TEMPLATE_VERSION, task.name, batch, label, int(index), seeds_fingerprint
-        )
+        stable_hash("template", template_generator.TEMPLATE_VERSION, task.name, batch, label, int(index), seeds_fingerprint)
         for label, index in zip(rows["label"], rows["sample_index"])
     ]
-    return pd.DataFrame(
+    table = _frame(
         {
             "row_id": request_keys,
             "batch": batch,
@@ -45,15 +107,85 @@ def generate_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame) -> pd.Data
             "label": rows["label"].astype(str),
             "status": "ok",
             "error": "",
-            "generator": TEMPLATE_GENERATOR,
+            "raw_response": "",
+            "generator": "template",
             "model": "",
             "template_id": rows["template_id"].astype(str),
             "template_version": template_generator.TEMPLATE_VERSION,
             "request_key": request_keys,
             "seed_ids": [list(ids) for ids in rows["seed_ids"]],
-            "sample_index": rows["sample_index"].astype("int64"),
+            "sample_index": rows["sample_index"],
             "prompt_tokens": 0,
             "completion_tokens": 0,
             "cost_usd": 0.0,
         }
-    ).astype({"prompt_tokens": "int64", "completion_tokens": "int64", "cost_usd": "float64"})
+    )
+    return GenerationResult(table, {"requests": 0, "spent_usd": 0.0})
+
+
+def _estimated_cost(task: TaskConfig, requests, seeds: pd.DataFrame, price) -> float:
+    llm = task.generation.llm
+    text_tokens = seeds["text"].str.len().mean() / 4 if len(seeds) else 0
+    completion = min(llm.max_tokens, int(llm.examples_per_request * (text_tokens + JSON_TOKENS_PER_EXAMPLE)))
+    return sum(price.cost(prompt_tokens_of(request), completion) for request in requests)
+
+
+def _llm_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame, session: LlmSession) -> GenerationResult:
+    llm = task.generation.llm
+    price = price_for(llm.model, llm.price_per_million_tokens)
+    mode = llm.structured_output
+    requests = build_requests(task, batch, seeds, mode)
+    cached = session.cache.get_many([request.key for request in requests])
+    cached_cost = sum(answer.cost_usd for answer in cached.values())
+    budget = min(llm.budget_usd_per_batch - cached_cost, llm.budget_usd_per_task - session.spent_by_task_usd - cached_cost)
+    pending = [request for request in requests if request.key not in cached]
+    estimate = _estimated_cost(task, pending, seeds, price)
+    if pending and not session.replay and estimate > budget:
+        raise BudgetError(
+            f"batch {batch} would cost about ${estimate:.4f} for {len(pending)} requests, more than the ${max(budget, 0):.4f} "
+            f"left (generation.llm.budget_usd_per_batch={llm.budget_usd_per_batch}, budget_usd_per_task="
+            f"{llm.budget_usd_per_task}, ${session.spent_by_task_usd:.4f} already spent by the task's other batches); "
+            "raise a budget in task.yaml or lower generation.per_label"
+        )
+    run = dict(api_key=session.api_key, budget_usd=budget, replay=session.replay, progress=session.progress)
+    try:
+        results, summary = run_requests(requests, llm, session.cache, price, **run, http_client=session.http_client)
+    except StructuredOutputUnsupported:
+        # The endpoint has no json_schema support: the same batch in JSON mode, under new keys.
+        mode = "json_object"
+        requests = build_requests(task, batch, seeds, mode)
+        results, summary = run_requests(requests, llm, session.cache, price, **run, http_client=session.http_client)
+    columns: dict[str, list] = {name: [] for name in GENERATED_COLUMNS}
+    slots = llm.examples_per_request
+    for request in requests:
+        result = results[request.key]
+        for slot, (status, text, error) in enumerate(slot_outcomes(request, result, slots)):
+            first = slot == 0 and isinstance(result, CachedAnswer)
+            columns["row_id"].append(stable_hash(request.key, slot))
+            columns["batch"].append(batch)
+            columns["text"].append(text)
+            columns["label"].append(request.label)
+            columns["status"].append(status)
+            columns["error"].append(error)
+            columns["raw_response"].append("" if status == "ok" else raw_text(result))
+            columns["generator"].append("openai")
+            columns["model"].append(llm.model)
+            columns["template_id"].append(PROMPT_ID)
+            columns["template_version"].append(PROMPT_VERSION)
+            columns["request_key"].append(request.key)
+            columns["seed_ids"].append(request.seed_ids)
+            columns["sample_index"].append(request.request_index * slots + slot)
+            columns["prompt_tokens"].append(result.prompt_tokens if first else 0)
+            columns["completion_tokens"].append(result.completion_tokens if first else 0)
+            columns["cost_usd"].append(result.cost_usd if first else 0.0)
+    summary |= {"structured_output": mode, "price_table_version": price.table_version, "estimated_usd": round(estimate, 6)}
+    return GenerationResult(_frame(columns), summary)
+
+
+def generate_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame, session: LlmSession | None = None) -> GenerationResult:
+    """All generation attempts for ``batch``, in the ``generated`` lake schema, and the run's numbers."""
+    if task.generation.backend == "template":
+        return _template_batch(task, batch, seeds)
+    if session is None:
+        raise ValueError(f"backend {task.generation.backend!r} needs an LlmSession (cache, API key, replay flag)")
+    return _llm_batch(task, batch, seeds, session)

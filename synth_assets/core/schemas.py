@@ -16,7 +16,17 @@ from pandera.errors import SchemaErrors
 # Every stage's dup verdicts and gate reasons come from these fixed vocabularies, so a typo in
 # code cannot invent a reason that reports and checks would not count.
 DUP_STATUSES = ("unique", "exact_dup", "near_dup", "copies_seed", "contaminates_heldout", "not_checked")
-GENERATION_STATUSES = ("ok", "failed")
+# Why an attempt produced no usable example (see core/llm_generator.py); "ok" means it did.
+GENERATION_FAILURES = (
+    "request_failed",
+    "budget_exhausted",
+    "truncated",
+    "refused",
+    "parse_error",
+    "off_label",
+    "missing_example",
+)
+GENERATION_STATUSES = ("ok", *GENERATION_FAILURES)
 ORIGINS = ("real", "synthetic")
 
 
@@ -41,6 +51,7 @@ def _generated_columns(labels: Iterable[str]) -> dict[str, pa.Column]:
         "label": _label(labels),
         "status": pa.Column(str, checks=pa.Check.isin(GENERATION_STATUSES)),
         "error": _text(),
+        "raw_response": _text(),
         "generator": _text(non_empty=True),
         "model": _text(),
         "template_id": _text(non_empty=True),

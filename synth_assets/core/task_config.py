@@ -26,9 +26,42 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class LlmConfig(_Strict):
+    """How the ``openai`` backend talks to an OpenAI-compatible endpoint (OpenAI, vLLM, llama.cpp, Ollama)."""
+
+    model: str = Field(min_length=1)
+    base_url: str = Field("https://api.openai.com/v1", pattern=r"^https?://")
+    api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="variable holding the key")
+    examples_per_request: int = Field(5, ge=1, le=50)
+    seed_examples_per_request: int = Field(3, ge=0, le=20, description="real seeds shown per request, rotated")
+    temperature: float = Field(1.0, ge=0.0, le=2.0)
+    max_tokens: int = Field(1024, ge=16, le=32_768, description="completion tokens per request")
+    structured_output: Literal["json_schema", "json_object", "prompt"] = "json_schema"
+    concurrency: int = Field(16, ge=1, le=1024)
+    requests_per_minute: int = Field(500, ge=1)
+    tokens_per_minute: int = Field(200_000, ge=1)
+    max_retries: int = Field(6, ge=0, le=20)
+    timeout_seconds: float = Field(60.0, gt=0)
+    circuit_breaker_failures: int = Field(8, ge=1, description="consecutive failed requests that stop the batch")
+    budget_usd_per_batch: float = Field(5.0, ge=0)
+    budget_usd_per_task: float = Field(50.0, ge=0)
+    price_per_million_tokens: dict[Literal["input", "output"], float] | None = Field(
+        None, description="overrides the repo's price table (e.g. 0 for a local server)"
+    )
+
+
 class GenerationConfig(_Strict):
-    backend: Literal["template"] = "template"
+    backend: Literal["template", "openai"] = "template"
     per_label: int = Field(50, ge=1, le=10_000, description="attempts per label per batch")
+    llm: LlmConfig | None = None
+
+    @model_validator(mode="after")
+    def _llm_settings_match_backend(self) -> GenerationConfig:
+        if self.backend == "openai" and self.llm is None:
+            raise ValueError("backend openai needs an llm section with at least a model (see docs/generation.md)")
+        if self.backend == "template" and self.llm is not None:
+            raise ValueError("the llm section is only read by backend openai; remove it or set backend: openai")
+        return self
 
 
 class DedupConfig(_Strict):

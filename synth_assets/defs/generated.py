@@ -1,49 +1,88 @@
-"""Stage 2: every generation attempt for the batch, with provenance and cost."""
+"""Stage 2: every generation attempt for the batch, with provenance, tokens and cost."""
 
 import dagster as dg
 
-from synth_assets.core import template_generator
-from synth_assets.core.generation import generate_batch, generator_version
+from synth_assets.core import prompts, template_generator
+from synth_assets.core.generation import GenerationResult, LlmSession, generate_batch, generator_version, template_version
+from synth_assets.core.llm_cache import ResponseCache
 from synth_assets.core.schemas import generated_schema
-from synth_assets.defs.partitions import batches
+from synth_assets.defs.partitions import batches, batches_up_to
 from synth_assets.defs.publishing import counts_table, publish, stage_code_version
 from synth_assets.defs.resources import FactoryResource
 from synth_assets.defs.seeds import seeds
+
+
+def _generate(context: dg.AssetExecutionContext, factory: FactoryResource, batch: str) -> GenerationResult:
+    task = factory.task_for_batch(batch)
+    seed_rows = factory.lake().read_table("seeds", batch)
+    if task.generation.backend == "template":
+        return generate_batch(task, batch, seed_rows)
+    earlier = batches_up_to(context.instance, batch, inclusive=False)
+    lake = factory.lake()
+    spent = lake.query(
+        "generated", [key for key in earlier if lake.has_table("generated", key)], "SELECT sum(cost_usd) FROM rows"
+    )
+    cache = ResponseCache(factory.llm_cache_path)
+
+    def progress(done: int, total: int, numbers: dict) -> None:
+        context.log.info(
+            f"{batch}: {done}/{total} requests answered ({numbers['from_cache']} from cache, {numbers['retries']} retries, "
+            f"{numbers['failed']} failed), {numbers['requests_per_second']} req/s, ${numbers['spent_usd']:.4f} spent"
+        )
+
+    session = LlmSession(
+        cache=cache,
+        api_key=factory.llm_api_key(task),
+        replay=factory.llm_replay,
+        spent_by_task_usd=float(spent.iloc[0, 0] or 0.0) if len(spent.columns) else 0.0,
+        progress=progress,
+    )
+    try:
+        return generate_batch(task, batch, seed_rows, session)
+    finally:
+        cache.close()
 
 
 @dg.asset(
     partitions_def=batches,
     deps=[seeds],
     group_name="factory",
-    kinds={"parquet"},
-    code_version=stage_code_version(template_generator.TEMPLATE_VERSION, "generation"),
+    kinds={"parquet", "openai"},
+    code_version=stage_code_version(f"{template_generator.TEMPLATE_VERSION}/{prompts.PROMPT_VERSION}", "generation"),
     description=(
-        "Every generation attempt: text, label, generator, template id and version, seed ids, request key, tokens, cost, status."
+        "Every generation attempt: text, label, status, generator, model, template id and version, seed ids, "
+        "request key, tokens, cost."
     ),
 )
 def generated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.MaterializeResult:
     batch = context.partition_key
     task = factory.task_for_batch(batch)
-    lake = factory.lake()
-    seed_rows = lake.read_table("seeds", batch)
-    table = generate_batch(task, batch, seed_rows)
-    failed = int((table["status"] != "ok").sum())
-    context.log.info(f"{batch}: {len(table)} attempts ({failed} failed) for {table['label'].nunique()} labels")
+    result = _generate(context, factory, batch)
+    table = result.table
+    failed = table["status"] != "ok"
+    context.log.info(
+        f"{batch}: {len(table)} attempts ({int(failed.sum())} without a usable example) for {table['label'].nunique()} labels"
+    )
     return publish(
-        lake,
+        factory.lake(),
         "generated",
         batch,
         table,
         generated_schema(task.labels),
         {
             "attempts": len(table),
-            "failed_attempts": failed,
+            "failed_attempts": int(failed.sum()),
             "generator": task.generation.backend,
+            "model": task.generation.llm.model if task.generation.llm else "",
             "generator_version": generator_version(task),
-            "template_version": template_generator.TEMPLATE_VERSION,
+            "template_version": template_version(task),
             "per_label": task.generation.per_label,
-            "cost_usd": float(table["cost_usd"].sum()),
+            "cost_usd": round(float(table["cost_usd"].sum()), 6),
+            "prompt_tokens": int(table["prompt_tokens"].sum()),
+            "completion_tokens": int(table["completion_tokens"].sum()),
+            **{f"llm_{name}": value for name, value in result.summary.items()},
+            "attempts_by_status": counts_table(table["status"].value_counts().to_dict(), "status"),
             "attempts_by_template": counts_table(table["template_id"].value_counts().to_dict(), "template_id"),
         },
-        sample=table[["text", "label", "template_id", "seed_ids", "request_key"]],
+        sample=table[["text", "label", "status", "template_id", "seed_ids", "request_key"]],
     )

@@ -13,6 +13,7 @@ from synth_assets.core.task_config import TaskConfig, load_task, load_tasks
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DATA_DIR_VARIABLE = "SYNTH_ASSETS_DATA_DIR"
+REPLAY_VARIABLE = "SYNTH_ASSETS_LLM_REPLAY"
 
 
 def default_data_dir() -> str:
@@ -27,6 +28,7 @@ class FactoryResource(dg.ConfigurableResource):
     """
 
     data_dir: str
+    llm_replay: bool = False
 
     @property
     def root(self) -> Path:
@@ -43,6 +45,14 @@ class FactoryResource(dg.ConfigurableResource):
     def lake(self) -> Lake:
         return Lake(self.root / "lake")
 
+    @property
+    def llm_cache_path(self) -> Path:
+        return self.root / "cache" / "llm_responses.sqlite"
+
+    def llm_api_key(self, task: TaskConfig) -> str | None:
+        """The task's API key, read from its environment variable at the moment of use, never stored."""
+        return os.environ.get(task.generation.llm.api_key_env) if task.generation.llm else None
+
     def task(self, name: str) -> TaskConfig:
         return load_task(self.tasks_root / name)
 
@@ -55,4 +65,5 @@ class FactoryResource(dg.ConfigurableResource):
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    return dg.Definitions(resources={"factory": FactoryResource(data_dir=default_data_dir())})
+    replay = os.environ.get(REPLAY_VARIABLE, "").strip().lower() in ("1", "true", "yes")
+    return dg.Definitions(resources={"factory": FactoryResource(data_dir=default_data_dir(), llm_replay=replay)})

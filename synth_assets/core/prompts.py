@@ -1,0 +1,140 @@
+"""Versioned prompt templates for LLM generation, and the requests a batch sends.
+
+A request asks for ``examples_per_request`` texts of one label. It shows the label's
+description, a few of the batch's real seeds of that label (rotated from request to request so
+every seed is seen) and one point on each diversity axis (who is writing, how, how long), drawn
+per request. The template id and version are stored on every generated row; changing the
+wording below means bumping ``PROMPT_VERSION``, which changes every request key, so cached
+answers to the old wording are never reused for the new one.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import pandas as pd
+
+from synth_assets.core.hashing import stable_hash
+from synth_assets.core.task_config import LlmConfig, TaskConfig
+
+PROMPT_ID = "labelled_examples"
+PROMPT_VERSION = "2026.11.1"
+SCHEMA_NAME = "labelled_examples"
+
+DIVERSITY_AXES: dict[str, tuple[str, ...]] = {
+    "persona": (
+        "a busy parent",
+        "a retired person who is new to technology",
+        "a student",
+        "a non-native English speaker",
+        "a professional in a hurry",
+        "someone who is annoyed",
+        "someone very polite",
+        "a teenager",
+    ),
+    "style": (
+        "terse, few words",
+        "casual and chatty",
+        "formal",
+        "phrased as a question",
+        "phrased as a command",
+        "indirect, hinting at what they want",
+        "with a small typo or missing word, as typed on a phone",
+    ),
+    "length": ("very short (2-5 words)", "short (one clause)", "one full sentence", "two sentences"),
+}
+
+SYSTEM_PROMPT = (
+    "You write realistic training examples for a text classifier. Every example must clearly belong "
+    "to the requested label and to no other label of the task. Write examples that differ from each "
+    "other and from the reference examples in wording, structure and detail; never copy a reference."
+)
+
+USER_TEMPLATE = """Task: {text_kind}.
+Label: {label}
+Meaning of the label: {description}
+Other labels of the task (an example must not fit any of them): {other_labels}
+
+Examples:
+{examples}
+
+Write as {persona}; style: {style}; length: {length}.
+Number of examples: {count}
+Answer with JSON only: {{"examples": [{{"text": "...", "label": "{label}"}}, ...]}} with exactly {count} items."""
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    """One chat request: what it asks, and the key its answer is cached and billed under."""
+
+    key: str
+    label: str
+    request_index: int
+    messages: list[dict]
+    params: dict
+    seed_ids: list[str]
+    axes: dict[str, str]
+
+
+def response_format(label: str, count: int, mode: str) -> dict | None:
+    """The ``response_format`` for ``mode``: a strict JSON schema, plain JSON mode, or none."""
+    if mode == "prompt":
+        return None
+    if mode == "json_object":
+        return {"type": "json_object"}
+    item = {
+        "type": "object",
+        "properties": {"text": {"type": "string"}, "label": {"type": "string", "enum": [label]}},
+        "required": ["text", "label"],
+        "additionalProperties": False,
+    }
+    schema = {
+        "type": "object",
+        "properties": {"examples": {"type": "array", "minItems": count, "maxItems": count, "items": item}},
+        "required": ["examples"],
+        "additionalProperties": False,
+    }
+    return {"type": "json_schema", "json_schema": {"name": SCHEMA_NAME, "strict": True, "schema": schema}}
+
+
+def request_params(llm: LlmConfig, label: str, mode: str) -> dict:
+    params = {"model": llm.model, "temperature": llm.temperature, "max_tokens": llm.max_tokens}
+    fmt = response_format(label, llm.examples_per_request, mode)
+    return params | ({"response_format": fmt} if fmt else {})
+
+
+def _other_labels(task: TaskConfig, label: str, limit: int = 40) -> str:
+    others = [name for name in sorted(task.labels) if name != label]
+    return ", ".join(others[:limit]) + (f" and {len(others) - limit} more" if len(others) > limit else "")
+
+
+def build_requests(task: TaskConfig, batch: str, seeds: pd.DataFrame, mode: str) -> list[GenerationRequest]:
+    """Every request of ``batch``: ``ceil(per_label / examples_per_request)`` per label of the seeds."""
+    llm = task.generation.llm
+    per_request = llm.examples_per_request
+    requests_per_label = -(-task.generation.per_label // per_request)
+    requests = []
+    for label in sorted(set(seeds["label"])):
+        rows = seeds[seeds["label"] == label].sort_values("seed_id")
+        rng = random.Random(stable_hash(task.name, batch, label, "prompts"))
+        order = rng.sample(range(len(rows)), len(rows))
+        shown = min(llm.seed_examples_per_request, len(rows))
+        for index in range(requests_per_label):
+            picks = [order[(index * shown + offset) % len(order)] for offset in range(shown)]
+            examples = rows.iloc[picks]
+            axes = {axis: rng.choice(values) for axis, values in DIVERSITY_AXES.items()}
+            user = USER_TEMPLATE.format(
+                text_kind=task.text_kind,
+                label=label,
+                description=task.labels[label],
+                other_labels=_other_labels(task, label),
+                examples="\n".join(f"- {text}" for text in examples["text"]) or "- (none yet)",
+                count=per_request,
+                **axes,
+            )
+            messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+            params = request_params(llm, label, mode)
+            key = stable_hash(llm.model, messages, params, PROMPT_ID, PROMPT_VERSION, index, length=32)
+            requests.append(GenerationRequest(key, label, index, messages, params, list(examples["seed_id"]), axes))
+    return requests

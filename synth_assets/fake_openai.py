@@ -1,0 +1,681 @@
+"""A fake OpenAI-compatible server: the test double for the LLM generator, no network, no key.
+
+It speaks the OpenAI wire format for chat completions, files and the Batch API, answers the
+generator's labelled-examples request with plausible examples varied from the seed examples in
+the prompt, and fails on demand, so every failure path of a client can be exercised for real.
+
+The request it understands: ``response_format`` json_schema "labelled_examples" (label from
+``examples.items.properties.label.enum[0]``, N from ``minItems``), or json_object / none, with
+the last user message holding ``Label: <label>``, ``Number of examples: <N>`` and, after a line
+``Examples:``, seed examples one per ``- `` line. The answer is a function of the request body:
+the same body always gets the same examples, any change gets others.
+
+Faults (``FakeSettings.faults``, ``POST /_control/faults``; ``POST /_control/reset`` restores the
+start state) map a fault name to a selector, e.g. ``{"rate_limit": {"first": 3, "retry_after": 0.05},
+"wrong_label": {"match": "Label: alarm_set", "share": 0.5, "label": "play_music"}}``:
+
+- every selector: ``match`` (only requests whose prompt contains it), then at most one of
+  ``first`` K, ``every`` k (the k-th, 2k-th, ...) or ``share`` p (evenly spread, exactly p of
+  them); none of the three means every matching request.
+- ``batch_expire`` (batch items only): error file line with code ``batch_expired``.
+- ``timeout`` (live only): stall ``seconds`` (default 30) before answering.
+- ``rate_limit``: 429 with ``Retry-After: retry_after`` seconds (default 1). ``server_error``: 500.
+- ``truncate``: content cut mid-JSON, finish_reason ``length``.
+- ``malformed``: finish_reason ``stop`` with ``style`` ``not_json`` (prose) or ``wrong_shape``.
+- ``refusal``: ``style`` ``refusal_field`` (content null, ``message.refusal`` set) or ``content_text``.
+- ``wrong_label``: the examples carry ``label`` (default ``other``) instead of the one asked.
+- ``duplicate``: ``style`` ``identical`` (N copies of one text) or ``previous`` (the examples of the
+  previous answer for the same label).
+
+Faults are checked in that order and a request gets the first that picks it; each fault counts
+only the requests that reach it, so ``rate_limit first 3`` then ``server_error first 1`` fails
+requests 1-3 with 429 and request 4 with 500.
+
+    python -m synth_assets.fake_openai --port 8765 [--latency-ms 200] [--no-batch-api] [--no-json-schema]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import hashlib
+import json
+import math
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from email import policy
+from email.parser import BytesParser
+from typing import Any, Literal
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from starlette.exceptions import HTTPException
+
+CHAT_ENDPOINT = "/v1/chat/completions"
+REFUSAL = "I can't help with that."
+CONTENT_REFUSAL = "I'm sorry, but I can't help with that request."
+MAX_EXAMPLES = 1000
+
+# Small, label-neutral edits that keep a seed's meaning: how a person rephrases a request.
+OPENERS = ("", "please ", "hey, ", "could you ", "hi, ", "quick one: ", "so, ", "ok, ")
+CLOSERS = ("", " please", " thanks", " now", " for me", " if you can", " asap", " thank you")
+SWAPS = (("the", "my"), ("turn", "switch"), ("please", "kindly"), ("can you", "could you"), ("i want", "i'd like"))
+
+_LABEL_LINE = re.compile(r"^Label:\s*(.+?)\s*$", re.MULTILINE)
+_COUNT_LINE = re.compile(r"^Number of examples:\s*(\d+)\s*$", re.MULTILINE)
+_SEED_BLOCK = re.compile(r"^Examples:\s*\n((?:[ \t]*(?:- .*)?\n?)+)", re.MULTILINE)
+
+
+class Selector(BaseModel):
+    """Which requests a fault hits; counted per fault over the requests that reach it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    match: str | None = None
+    first: int | None = Field(default=None, ge=0)
+    every: int | None = Field(default=None, ge=1)
+    share: float | None = Field(default=None, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _at_most_one_picker(self) -> Selector:
+        if sum(value is not None for value in (self.first, self.every, self.share)) > 1:
+            raise ValueError("give at most one of first, every, share")
+        return self
+
+    def picks(self, n: int) -> bool:
+        """Whether the ``n``-th (1-based) request reaching this fault gets it."""
+        if self.first is not None:
+            return n <= self.first
+        if self.every is not None:
+            return n % self.every == 0
+        if self.share is not None:
+            # The epsilon keeps 0.29 * 100 from flooring to 28: exactly round(p * n) of n are hit.
+            return math.floor(n * self.share + 1e-9) > math.floor((n - 1) * self.share + 1e-9)
+        return True
+
+
+class TimeoutFault(Selector):
+    seconds: float = Field(default=30.0, ge=0)
+
+
+class RateLimitFault(Selector):
+    retry_after: float = Field(default=1.0, ge=0)
+
+
+class MalformedFault(Selector):
+    style: Literal["not_json", "wrong_shape"] = "not_json"
+
+
+class RefusalFault(Selector):
+    style: Literal["refusal_field", "content_text"] = "refusal_field"
+
+
+class WrongLabelFault(Selector):
+    label: str = "other"
+
+
+class DuplicateFault(Selector):
+    style: Literal["identical", "previous"] = "identical"
+
+
+class Faults(BaseModel):
+    """The active faults by name, in the order they are checked (see the module docstring)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    batch_expire: Selector | None = None
+    timeout: TimeoutFault | None = None
+    rate_limit: RateLimitFault | None = None
+    server_error: Selector | None = None
+    truncate: Selector | None = None
+    malformed: MalformedFault | None = None
+    refusal: RefusalFault | None = None
+    wrong_label: WrongLabelFault | None = None
+    duplicate: DuplicateFault | None = None
+
+
+LIVE_FAULTS = tuple(name for name in Faults.model_fields if name != "batch_expire")
+BATCH_FAULTS = tuple(name for name in Faults.model_fields if name != "timeout")
+
+
+@dataclass
+class FakeSettings:
+    latency_ms: float = 0.0
+    batch_api: bool = True
+    json_schema: bool = True
+    # Creation to completion of a batch: a quarter validating, the rest spread over its items.
+    batch_delay_s: float = 0.2
+    faults: Faults | dict[str, Any] = field(default_factory=Faults)
+
+
+class BadRequest(Exception):
+    """A request the real API would refuse with 400; carries the OpenAI error body."""
+
+    def __init__(self, message: str, param: str | None = None, code: str | None = None):
+        super().__init__(message)
+        self.body = _error_body(message, "invalid_request_error", param=param, code=code)
+
+
+@dataclass(frozen=True)
+class Ask:
+    """What one chat request asks for, parsed from its body."""
+
+    model: str
+    label: str
+    n: int
+    seeds: tuple[str, ...]
+    prompt: str
+    digest: int
+
+
+@dataclass
+class StoredFile:
+    meta: dict[str, Any]
+    content: bytes
+
+
+def _error_body(message: str, kind: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error", code: str | None = None) -> JSONResponse:
+    return JSONResponse(_error_body(message, kind, code=code), status_code=status)
+
+
+def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    # Serialising by hand skips the response validation machinery: this path must stay fast.
+    return Response(json.dumps(body), status_code=status, headers=headers, media_type="application/json")
+
+
+def _tokens(chars: int) -> int:
+    return math.ceil(chars / 4)
+
+
+def _message_text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, list):
+        return "\n".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return content if isinstance(content, str) else ""
+
+
+def _schema_ask(response_format: dict[str, Any]) -> tuple[str | None, int | None]:
+    try:
+        examples = response_format["json_schema"]["schema"]["properties"]["examples"]
+        return examples["items"]["properties"]["label"]["enum"][0], examples.get("minItems")
+    except (KeyError, IndexError, TypeError):
+        return None, None
+
+
+def parse_ask(payload: dict[str, Any], json_schema_supported: bool = True) -> Ask:
+    """The label, N and seed examples a chat request asks for; ``BadRequest`` if it asks nothing."""
+    messages = payload.get("messages")
+    if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
+        raise BadRequest("'messages' must be a non-empty array of message objects.", param="messages")
+    texts = [_message_text(message) for message in messages]
+    last_user = next((text for message, text in zip(messages[::-1], texts[::-1]) if message.get("role") == "user"), "")
+    response_format = payload.get("response_format") or {}
+    label, n = None, None
+    if response_format.get("type") == "json_schema":
+        if not json_schema_supported:
+            raise BadRequest(
+                "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
+                param="response_format",
+                code="unsupported_parameter",
+            )
+        label, n = _schema_ask(response_format)
+    if label is None and (found := _LABEL_LINE.search(last_user)):
+        label = found.group(1)
+    if n is None and (found := _COUNT_LINE.search(last_user)):
+        n = int(found.group(1))
+    if not label or not isinstance(n, int) or not 1 <= n <= MAX_EXAMPLES:
+        raise BadRequest(
+            f"The fake server needs a label and 1..{MAX_EXAMPLES} examples: a json_schema 'labelled_examples' or "
+            "the lines 'Label: <label>' and 'Number of examples: <N>' in the last user message.",
+            param="messages",
+        )
+    block = _SEED_BLOCK.search(last_user)
+    seeds = tuple(line.strip()[2:].strip() for line in block.group(1).splitlines() if line.strip()) if block else ()
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return Ask(
+        model=str(payload.get("model", "fake-model")),
+        label=label,
+        n=n,
+        seeds=tuple(seed for seed in seeds if seed) or (f"an example of {label}",),
+        prompt="\n".join(texts),
+        digest=int.from_bytes(hashlib.sha256(canonical.encode()).digest()[:8], "big"),
+    )
+
+
+def _vary(seed: str, rng: random.Random) -> str:
+    old, new = rng.choice(SWAPS)
+    if rng.random() < 0.5:
+        seed = re.sub(rf"\b{re.escape(old)}\b", new, seed, count=1)
+    return f"{rng.choice(OPENERS)}{seed}{rng.choice(CLOSERS)}"
+
+
+def example_texts(ask: Ask) -> list[str]:
+    """``ask.n`` distinct variations of the seeds, none a verbatim seed, fixed by the request body."""
+    rng = random.Random(ask.digest)
+    seen = {seed.casefold() for seed in ask.seeds}
+    texts: list[str] = []
+    for _ in range(20 * ask.n):
+        if len(texts) == ask.n:
+            break
+        text = _vary(rng.choice(ask.seeds), rng)
+        if text.casefold() not in seen:
+            seen.add(text.casefold())
+            texts.append(text)
+    while len(texts) < ask.n:  # more examples asked than variations exist: number the rest
+        texts.append(f"{ask.seeds[len(texts) % len(ask.seeds)]} (variant {len(texts) + 1})")
+    return texts
+
+
+def _parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[str | None, bytes]]:
+    # python-multipart is not a dependency; the stdlib email parser reads form-data just as well.
+    message = BytesParser(policy=policy.HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + body)
+    if not message.is_multipart():
+        return {}
+    return {
+        part.get_param("name", header="content-disposition"): (part.get_filename(), part.get_payload(decode=True))
+        for part in message.iter_parts()
+    }
+
+
+def _batch_input(content: bytes) -> tuple[list[tuple[str, dict[str, Any]]], dict[str, Any] | None]:
+    """The (custom_id, body) items of a batch input file, or the first problem as a batch error."""
+    items: list[tuple[str, dict[str, Any]]] = []
+    for line_number, line in enumerate(content.decode("utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError:
+            item = None
+        if not isinstance(item, dict) or not isinstance(item.get("body"), dict) or not item.get("custom_id"):
+            problem = "each line must be a JSON object with custom_id, method, url and body"
+        elif item.get("url") != CHAT_ENDPOINT or item.get("method", "POST") != "POST":
+            problem = f"only POST {CHAT_ENDPOINT} is supported"
+        elif any(item["custom_id"] == seen for seen, _ in items):
+            problem = f"duplicate custom_id {item['custom_id']!r}"
+        else:
+            items.append((item["custom_id"], item["body"]))
+            continue
+        return [], {"code": "invalid_request", "message": problem, "param": None, "line": line_number}
+    if not items:
+        return [], {"code": "empty_file", "message": "the input file has no requests", "param": None, "line": None}
+    return items, None
+
+
+class FakeOpenAI:
+    """The server's state and handlers; one per app, mutated only on the event loop."""
+
+    def __init__(self, settings: FakeSettings):
+        self.settings = settings
+        self.reset()
+
+    def reset(self) -> None:
+        """Back to the start state: the settings' faults, zero counters, no files or batches."""
+        for task in getattr(self, "batch_tasks", ()):
+            task.cancel()
+        self.faults = Faults.model_validate(self.settings.faults)
+        self.fault_counts: Counter[str] = Counter()
+        self.hits: Counter[str] = Counter()
+        self.chat_outcomes: Counter[str] = Counter()
+        self.batch_item_outcomes: Counter[str] = Counter()
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.previous_examples: dict[str, list[dict[str, str]]] = {}
+        self.files: dict[str, StoredFile] = {}
+        self.batches: dict[str, dict[str, Any]] = {}
+        self.batch_tasks: set[asyncio.Task[None]] = set()
+        self.ids: Counter[str] = Counter()
+
+    def _new_id(self, prefix: str) -> str:
+        self.ids[prefix] += 1
+        return f"{prefix}{self.ids[prefix]:06d}"
+
+    def _pick_fault(self, prompt: str, names: tuple[str, ...]) -> tuple[str, Selector] | None:
+        for name in names:
+            rule = getattr(self.faults, name)
+            if rule is None or (rule.match is not None and rule.match not in prompt):
+                continue
+            self.fault_counts[name] += 1
+            if rule.picks(self.fault_counts[name]):
+                return name, rule
+        return None
+
+    def _answer(self, ask: Ask, fault: tuple[str, Selector] | None) -> tuple[int, dict[str, Any], dict[str, str]]:
+        """(status, body, headers) of the chat completion for ``ask`` with ``fault`` applied."""
+        name, rule = fault or ("ok", None)
+        if isinstance(rule, RateLimitFault):
+            message = f"Rate limit reached for {ask.model}. Please try again in {rule.retry_after:g}s."
+            body = _error_body(message, "requests", code="rate_limit_exceeded")
+            return 429, body, {"retry-after": f"{rule.retry_after:g}"}
+        if name == "server_error":
+            return 500, _error_body("The server had an error while processing your request.", "server_error"), {}
+        examples = [{"text": text, "label": ask.label} for text in example_texts(ask)]
+        if name == "ok" or name == "timeout":
+            self.previous_examples[ask.label] = examples
+        elif isinstance(rule, WrongLabelFault):
+            examples = [{**example, "label": rule.label} for example in examples]
+        elif isinstance(rule, DuplicateFault):
+            previous = self.previous_examples.get(ask.label) if rule.style == "previous" else None
+            examples = previous or [examples[0]] * ask.n
+        content: str | None = json.dumps({"examples": examples}, ensure_ascii=False)
+        refusal, finish_reason = None, "stop"
+        if name == "truncate":
+            content, finish_reason = content[: len(content) // 2], "length"
+        elif isinstance(rule, MalformedFault):
+            texts = [example["text"] for example in examples]
+            content = json.dumps({"data": texts}) if rule.style == "wrong_shape" else "Sure! Here are some examples:\n- " + "\n- ".join(texts)
+        elif isinstance(rule, RefusalFault):
+            content, refusal = (None, REFUSAL) if rule.style == "refusal_field" else (CONTENT_REFUSAL, None)
+        prompt_tokens, completion_tokens = _tokens(len(ask.prompt)), _tokens(len(content or refusal or ""))
+        body = {
+            "id": self._new_id("chatcmpl-fake"),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": ask.model,
+            "system_fingerprint": "fp_fake",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": content, "refusal": refusal},
+                    "logprobs": None,
+                    "finish_reason": finish_reason,
+                }
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+        return 200, body, {}
+
+    async def chat_completions(self, request: Request) -> Response:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            if self.settings.latency_ms:
+                await asyncio.sleep(self.settings.latency_ms / 1000)
+            try:
+                payload = json.loads(await request.body())
+                if not isinstance(payload, dict):
+                    raise BadRequest("The request body must be a JSON object.")
+                ask = parse_ask(payload, self.settings.json_schema)
+            except json.JSONDecodeError:
+                self.chat_outcomes["bad_request"] += 1
+                return _error(400, "We could not parse the JSON body of your request.")
+            except BadRequest as refused:
+                self.chat_outcomes["bad_request"] += 1
+                return _json(refused.body, 400)
+            fault = self._pick_fault(ask.prompt, LIVE_FAULTS)
+            if fault and isinstance(fault[1], TimeoutFault):
+                await _stall(request, fault[1].seconds)
+            status, body, headers = self._answer(ask, fault)
+            self.chat_outcomes[fault[0] if fault else "ok"] += 1
+            return _json(body, status, headers)
+        finally:
+            self.in_flight -= 1
+
+    async def upload_file(self, request: Request) -> Response:
+        fields = _parse_multipart(request.headers.get("content-type", ""), await request.body())
+        filename, content = fields.get("file", (None, None))
+        purpose = fields.get("purpose", (None, b""))[1].decode()
+        if content is None or not purpose:
+            return _error(400, "A multipart 'file' and a 'purpose' are required.")
+        file_id = self._new_id("file-fake")
+        self.files[file_id] = StoredFile(self._file_meta(file_id, filename or "upload.jsonl", purpose, len(content)), content)
+        return _json(self.files[file_id].meta)
+
+    @staticmethod
+    def _file_meta(file_id: str, filename: str, purpose: str, size: int) -> dict[str, Any]:
+        return {
+            "id": file_id,
+            "object": "file",
+            "bytes": size,
+            "created_at": int(time.time()),
+            "filename": filename,
+            "purpose": purpose,
+            "status": "processed",
+            "expires_at": None,
+            "status_details": None,
+        }
+
+    def _stored(self, request: Request) -> StoredFile | Response:
+        file_id = request.path_params["file_id"]
+        return self.files.get(file_id) or _error(404, f"No such File object: {file_id}")
+
+    async def get_file(self, request: Request) -> Response:
+        stored = self._stored(request)
+        return _json(stored.meta) if isinstance(stored, StoredFile) else stored
+
+    async def get_file_content(self, request: Request) -> Response:
+        stored = self._stored(request)
+        return Response(stored.content, media_type="application/octet-stream") if isinstance(stored, StoredFile) else stored
+
+    async def create_batch(self, request: Request) -> Response:
+        payload = json.loads(await request.body() or b"{}")
+        input_file_id = payload.get("input_file_id")
+        if input_file_id not in self.files:
+            return _error(400, f"Invalid 'input_file_id': {input_file_id!r} is not an uploaded file.")
+        if payload.get("endpoint") != CHAT_ENDPOINT:
+            return _error(400, f"Invalid 'endpoint': only {CHAT_ENDPOINT} is supported.")
+        now = int(time.time())
+        batch: dict[str, Any] = {
+            "id": self._new_id("batch_fake"),
+            "object": "batch",
+            "endpoint": CHAT_ENDPOINT,
+            "errors": None,
+            "input_file_id": input_file_id,
+            "completion_window": payload.get("completion_window", "24h"),
+            "status": "validating",
+            "output_file_id": None,
+            "error_file_id": None,
+            "created_at": now,
+            "in_progress_at": None,
+            "expires_at": now + 24 * 3600,
+            "finalizing_at": None,
+            "completed_at": None,
+            "failed_at": None,
+            "expired_at": None,
+            "cancelling_at": None,
+            "cancelled_at": None,
+            "request_counts": {"total": 0, "completed": 0, "failed": 0},
+            "metadata": payload.get("metadata"),
+        }
+        self.batches[batch["id"]] = batch
+        task = asyncio.create_task(self._run_batch(batch))
+        self.batch_tasks.add(task)
+        task.add_done_callback(self.batch_tasks.discard)
+        return _json(batch)
+
+    async def _run_batch(self, batch: dict[str, Any]) -> None:
+        await asyncio.sleep(self.settings.batch_delay_s / 4)
+        items, problem = _batch_input(self.files[batch["input_file_id"]].content)
+        if problem and batch["status"] == "validating":
+            batch.update(status="failed", failed_at=int(time.time()), errors={"object": "list", "data": [problem]})
+            return
+        counts = batch["request_counts"]
+        counts["total"] = len(items)
+        if batch["status"] == "validating":
+            batch.update(status="in_progress", in_progress_at=int(time.time()))
+        outputs: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        expired = False
+        for custom_id, body in items:
+            await asyncio.sleep(self.settings.batch_delay_s * 3 / 4 / len(items))
+            if batch["status"] == "cancelling":
+                break
+            line, outcome = self._batch_item(custom_id, body)
+            self.batch_item_outcomes[outcome] += 1
+            expired = expired or outcome == "batch_expire"
+            succeeded = line["response"] is not None and line["response"]["status_code"] == 200
+            (outputs if succeeded else errors).append(line)
+            counts["completed" if succeeded else "failed"] += 1
+        batch["output_file_id"] = self._store_output(outputs, batch["id"], "output")
+        batch["error_file_id"] = self._store_output(errors, batch["id"], "errors")
+        final = "cancelled" if batch["status"] == "cancelling" else "expired" if expired else "completed"
+        batch.update({"status": final, f"{final}_at": int(time.time())})
+
+    def _batch_item(self, custom_id: str, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
+        line: dict[str, Any] = {"id": self._new_id("batch_req_fake"), "custom_id": custom_id, "response": None, "error": None}
+        try:
+            ask = parse_ask(body, self.settings.json_schema)
+        except BadRequest as refused:
+            line["response"] = {"status_code": 400, "request_id": self._new_id("req_fake"), "body": refused.body}
+            return line, "bad_request"
+        fault = self._pick_fault(ask.prompt, BATCH_FAULTS)
+        if fault and fault[0] == "batch_expire":
+            line["error"] = {"code": "batch_expired", "message": "This request could not be executed before the completion window expired."}
+            return line, "batch_expire"
+        status, answer, _ = self._answer(ask, fault)
+        line["response"] = {"status_code": status, "request_id": self._new_id("req_fake"), "body": answer}
+        return line, fault[0] if fault else "ok"
+
+    def _store_output(self, lines: list[dict[str, Any]], batch_id: str, kind: str) -> str | None:
+        if not lines:
+            return None
+        content = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
+        file_id = self._new_id("file-fake")
+        self.files[file_id] = StoredFile(self._file_meta(file_id, f"{batch_id}_{kind}.jsonl", "batch_output", len(content)), content)
+        return file_id
+
+    async def get_batch(self, request: Request) -> Response:
+        batch = self.batches.get(request.path_params["batch_id"])
+        return _json(batch) if batch else _error(404, f"No batch found with id '{request.path_params['batch_id']}'.")
+
+    async def cancel_batch(self, request: Request) -> Response:
+        batch = self.batches.get(request.path_params["batch_id"])
+        if batch is None:
+            return _error(404, f"No batch found with id '{request.path_params['batch_id']}'.")
+        if batch["status"] not in ("validating", "in_progress"):
+            return _error(409, f"Cannot cancel a batch with status '{batch['status']}'.")
+        batch.update(status="cancelling", cancelling_at=int(time.time()))
+        return _json(batch)
+
+    async def list_batches(self, request: Request) -> Response:
+        newest_first = list(self.batches.values())[::-1]
+        after = request.query_params.get("after")
+        if after in self.batches:
+            newest_first = newest_first[[batch["id"] for batch in newest_first].index(after) + 1 :]
+        limit = int(request.query_params.get("limit", 20))
+        page = newest_first[:limit]
+        return _json(
+            {
+                "object": "list",
+                "data": page,
+                "first_id": page[0]["id"] if page else None,
+                "last_id": page[-1]["id"] if page else None,
+                "has_more": len(newest_first) > limit,
+            }
+        )
+
+    async def set_faults(self, request: Request) -> Response:
+        try:
+            self.faults = Faults.model_validate_json(await request.body() or b"{}")
+        except ValidationError as invalid:
+            return _error(422, str(invalid))
+        self.fault_counts.clear()
+        return _json({"faults": self.faults.model_dump(exclude_none=True)})
+
+    async def reset_state(self, request: Request) -> Response:
+        self.reset()
+        return _json({"reset": True})
+
+    async def stats(self, request: Request) -> Response:
+        return _json(
+            {
+                "hits": dict(self.hits),
+                "chat": dict(self.chat_outcomes),
+                "batch_items": dict(self.batch_item_outcomes),
+                "max_concurrent_chat": self.max_in_flight,
+                "faults": self.faults.model_dump(exclude_none=True),
+            }
+        )
+
+
+async def _stall(request: Request, seconds: float) -> None:
+    """Wait ``seconds``, or less if the client hangs up first, so shutdown never waits on a stall."""
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(_disconnected(request), timeout=seconds)
+
+
+async def _disconnected(request: Request) -> None:
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+def create_app(settings: FakeSettings | None = None) -> FastAPI:
+    """The fake server as an ASGI app; ``app.state.fake`` is its state, for in-process control."""
+    fake = FakeOpenAI(settings or FakeSettings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        for task in fake.batch_tasks:
+            task.cancel()
+
+    app = FastAPI(title="fake OpenAI", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
+    app.state.fake = fake
+    routes = [("POST", CHAT_ENDPOINT, fake.chat_completions)]
+    if fake.settings.batch_api:
+        routes += [
+            ("POST", "/v1/files", fake.upload_file),
+            ("GET", "/v1/files/{file_id}", fake.get_file),
+            ("GET", "/v1/files/{file_id}/content", fake.get_file_content),
+            ("POST", "/v1/batches", fake.create_batch),
+            ("GET", "/v1/batches", fake.list_batches),
+            ("GET", "/v1/batches/{batch_id}", fake.get_batch),
+            ("POST", "/v1/batches/{batch_id}/cancel", fake.cancel_batch),
+        ]
+    for method, path, handler in routes:
+        app.add_route(path, _counted(fake.hits, f"{method} {path}", handler), methods=[method])
+    app.add_route("/_control/faults", fake.set_faults, methods=["POST"])
+    app.add_route("/_control/reset", fake.reset_state, methods=["POST"])
+    app.add_route("/_control/stats", fake.stats, methods=["GET"])
+
+    @app.exception_handler(HTTPException)
+    async def openai_style_error(request: Request, error: HTTPException) -> Response:
+        # Unknown paths (and the Batch API when switched off) answer like the real API's 404.
+        return _error(error.status_code, f"Invalid URL ({request.method} {request.url.path})")
+
+    return app
+
+
+def _counted(hits: Counter[str], key: str, handler: Any) -> Any:
+    async def endpoint(request: Request) -> Response:
+        hits[key] += 1
+        return await handler(request)
+
+    return endpoint
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Run the fake OpenAI-compatible server.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before every chat answer")
+    parser.add_argument("--batch-delay-s", type=float, default=0.2, help="creation to completion of a batch")
+    parser.add_argument("--no-batch-api", action="store_true", help="answer /v1/files and /v1/batches with 404")
+    parser.add_argument("--no-json-schema", action="store_true", help="refuse response_format json_schema with 400")
+    args = parser.parse_args(argv)
+    settings = FakeSettings(
+        latency_ms=args.latency_ms,
+        batch_api=not args.no_batch_api,
+        json_schema=not args.no_json_schema,
+        batch_delay_s=args.batch_delay_s,
+    )
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False)
+
+
+if __name__ == "__main__":
+    main()
