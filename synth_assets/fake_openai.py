@@ -8,11 +8,17 @@ The request it understands: ``response_format`` json_schema "labelled_examples" 
 ``examples.items.properties.label.enum[0]``, N from ``minItems``), or json_object / none, with
 the last user message holding ``Label: <label>``, ``Number of examples: <N>`` and, after a line
 ``Examples:``, seed examples one per ``- `` line. The answer is a function of the request body:
-the same body always gets the same examples, any change gets others.
+the same body always gets the same examples, any change gets others. An answer longer than the
+request's ``max_tokens`` is cut there with finish_reason ``length``, as a real model's would be.
 
-Faults (``FakeSettings.faults``, ``POST /_control/faults``; ``POST /_control/reset`` restores the
-start state) map a fault name to a selector, e.g. ``{"rate_limit": {"first": 3, "retry_after": 0.05},
-"wrong_label": {"match": "Label: alarm_set", "share": 0.5, "label": "play_music"}}``:
+Batches go validating -> in_progress -> completed (``expired`` if any item expired) over
+``batch_delay_s``; answers go to the output file, non-200 and expired items to the error file.
+
+Faults come from ``FakeSettings.faults`` or ``POST /_control/faults`` (which replaces them and
+restarts their counts); ``POST /_control/reset`` restores the start state and ``GET /_control/stats``
+reports hits and outcomes. They map a fault name to a selector, e.g.
+``{"rate_limit": {"first": 3, "retry_after": 0.05}, "wrong_label": {"match": "Label: alarm_set",
+"share": 0.5, "label": "play_music"}}``:
 
 - every selector: ``match`` (only requests whose prompt contains it), then at most one of
   ``first`` K, ``every`` k (the k-th, 2k-th, ...) or ``share`` p (evenly spread, exactly p of
@@ -54,7 +60,7 @@ from typing import Any, Literal
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.exceptions import HTTPException
 
@@ -70,7 +76,6 @@ SWAPS = (("the", "my"), ("turn", "switch"), ("please", "kindly"), ("can you", "c
 
 _LABEL_LINE = re.compile(r"^Label:\s*(.+?)\s*$", re.MULTILINE)
 _COUNT_LINE = re.compile(r"^Number of examples:\s*(\d+)\s*$", re.MULTILINE)
-_SEED_BLOCK = re.compile(r"^Examples:\s*\n((?:[ \t]*(?:- .*)?\n?)+)", re.MULTILINE)
 
 
 class Selector(BaseModel):
@@ -173,6 +178,7 @@ class Ask:
     seeds: tuple[str, ...]
     prompt: str
     digest: int
+    max_tokens: int | None
 
 
 @dataclass
@@ -185,8 +191,8 @@ def _error_body(message: str, kind: str, param: str | None = None, code: str | N
     return {"error": {"message": message, "type": kind, "param": param, "code": code}}
 
 
-def _error(status: int, message: str, kind: str = "invalid_request_error", code: str | None = None) -> JSONResponse:
-    return JSONResponse(_error_body(message, kind, code=code), status_code=status)
+def _error(status: int, message: str) -> Response:
+    return _json(_error_body(message, "invalid_request_error"), status)
 
 
 def _json(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -220,7 +226,8 @@ def parse_ask(payload: dict[str, Any], json_schema_supported: bool = True) -> As
         raise BadRequest("'messages' must be a non-empty array of message objects.", param="messages")
     texts = [_message_text(message) for message in messages]
     last_user = next((text for message, text in zip(messages[::-1], texts[::-1]) if message.get("role") == "user"), "")
-    response_format = payload.get("response_format") or {}
+    response_format = payload.get("response_format")
+    response_format = response_format if isinstance(response_format, dict) else {}
     label, n = None, None
     if response_format.get("type") == "json_schema":
         if not json_schema_supported:
@@ -240,17 +247,31 @@ def parse_ask(payload: dict[str, Any], json_schema_supported: bool = True) -> As
             "the lines 'Label: <label>' and 'Number of examples: <N>' in the last user message.",
             param="messages",
         )
-    block = _SEED_BLOCK.search(last_user)
-    seeds = tuple(line.strip()[2:].strip() for line in block.group(1).splitlines() if line.strip()) if block else ()
+    seeds = _seed_examples(last_user)
     canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return Ask(
         model=str(payload.get("model", "fake-model")),
         label=label,
         n=n,
-        seeds=tuple(seed for seed in seeds if seed) or (f"an example of {label}",),
+        seeds=seeds or (f"an example of {label}",),
         prompt="\n".join(texts),
         digest=int.from_bytes(hashlib.sha256(canonical.encode()).digest()[:8], "big"),
+        max_tokens=payload.get("max_completion_tokens") or payload.get("max_tokens"),
     )
+
+
+def _seed_examples(prompt: str) -> tuple[str, ...]:
+    """The ``- `` lines after the line ``Examples:``, up to the first other non-blank line."""
+    lines = [line.strip() for line in prompt.splitlines()]
+    if "Examples:" not in lines:
+        return ()
+    seeds = []
+    for line in lines[lines.index("Examples:") + 1 :]:
+        if line.startswith("- ") and line[2:].strip():
+            seeds.append(line[2:].strip())
+        elif line:
+            break
+    return tuple(seeds)
 
 
 def _vary(seed: str, rng: random.Random) -> str:
@@ -318,23 +339,24 @@ class FakeOpenAI:
 
     def __init__(self, settings: FakeSettings):
         self.settings = settings
+        self.batch_tasks: set[asyncio.Task[None]] = set()
+        self.in_flight = 0  # live requests, not a statistic: a reset must not lose the ones under way
         self.reset()
 
     def reset(self) -> None:
         """Back to the start state: the settings' faults, zero counters, no files or batches."""
-        for task in getattr(self, "batch_tasks", ()):
+        for task in self.batch_tasks:
             task.cancel()
         self.faults = Faults.model_validate(self.settings.faults)
         self.fault_counts: Counter[str] = Counter()
         self.hits: Counter[str] = Counter()
         self.chat_outcomes: Counter[str] = Counter()
         self.batch_item_outcomes: Counter[str] = Counter()
-        self.in_flight = 0
-        self.max_in_flight = 0
+        self.max_in_flight = self.in_flight
         self.previous_examples: dict[str, list[dict[str, str]]] = {}
         self.files: dict[str, StoredFile] = {}
         self.batches: dict[str, dict[str, Any]] = {}
-        self.batch_tasks: set[asyncio.Task[None]] = set()
+        self.batch_tasks = set()
         self.ids: Counter[str] = Counter()
 
     def _new_id(self, prefix: str) -> str:
@@ -361,7 +383,7 @@ class FakeOpenAI:
         if name == "server_error":
             return 500, _error_body("The server had an error while processing your request.", "server_error"), {}
         examples = [{"text": text, "label": ask.label} for text in example_texts(ask)]
-        if name == "ok" or name == "timeout":
+        if name in ("ok", "timeout"):
             self.previous_examples[ask.label] = examples
         elif isinstance(rule, WrongLabelFault):
             examples = [{**example, "label": rule.label} for example in examples]
@@ -374,9 +396,13 @@ class FakeOpenAI:
             content, finish_reason = content[: len(content) // 2], "length"
         elif isinstance(rule, MalformedFault):
             texts = [example["text"] for example in examples]
-            content = json.dumps({"data": texts}) if rule.style == "wrong_shape" else "Sure! Here are some examples:\n- " + "\n- ".join(texts)
+            prose = "Sure! Here are some examples:\n- " + "\n- ".join(texts)
+            content = json.dumps({"data": texts}) if rule.style == "wrong_shape" else prose
         elif isinstance(rule, RefusalFault):
             content, refusal = (None, REFUSAL) if rule.style == "refusal_field" else (CONTENT_REFUSAL, None)
+        if content and isinstance(ask.max_tokens, int) and _tokens(len(content)) > ask.max_tokens:
+            # Like a real model, an answer longer than the token budget stops at the budget.
+            content, finish_reason = content[: ask.max_tokens * 4], "length"
         prompt_tokens, completion_tokens = _tokens(len(ask.prompt)), _tokens(len(content or refusal or ""))
         body = {
             "id": self._new_id("chatcmpl-fake"),
@@ -535,7 +561,8 @@ class FakeOpenAI:
             return line, "bad_request"
         fault = self._pick_fault(ask.prompt, BATCH_FAULTS)
         if fault and fault[0] == "batch_expire":
-            line["error"] = {"code": "batch_expired", "message": "This request could not be executed before the completion window expired."}
+            message = "This request could not be executed before the completion window expired."
+            line["error"] = {"code": "batch_expired", "message": message}
             return line, "batch_expire"
         status, answer, _ = self._answer(ask, fault)
         line["response"] = {"status_code": status, "request_id": self._new_id("req_fake"), "body": answer}
@@ -546,7 +573,8 @@ class FakeOpenAI:
             return None
         content = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in lines).encode()
         file_id = self._new_id("file-fake")
-        self.files[file_id] = StoredFile(self._file_meta(file_id, f"{batch_id}_{kind}.jsonl", "batch_output", len(content)), content)
+        meta = self._file_meta(file_id, f"{batch_id}_{kind}.jsonl", "batch_output", len(content))
+        self.files[file_id] = StoredFile(meta, content)
         return file_id
 
     async def get_batch(self, request: Request) -> Response:
@@ -638,7 +666,7 @@ def create_app(settings: FakeSettings | None = None) -> FastAPI:
             ("POST", "/v1/batches/{batch_id}/cancel", fake.cancel_batch),
         ]
     for method, path, handler in routes:
-        app.add_route(path, _counted(fake.hits, f"{method} {path}", handler), methods=[method])
+        app.add_route(path, _counted(fake, f"{method} {path}", handler), methods=[method])
     app.add_route("/_control/faults", fake.set_faults, methods=["POST"])
     app.add_route("/_control/reset", fake.reset_state, methods=["POST"])
     app.add_route("/_control/stats", fake.stats, methods=["GET"])
@@ -651,9 +679,9 @@ def create_app(settings: FakeSettings | None = None) -> FastAPI:
     return app
 
 
-def _counted(hits: Counter[str], key: str, handler: Any) -> Any:
+def _counted(fake: FakeOpenAI, key: str, handler: Any) -> Any:
     async def endpoint(request: Request) -> Response:
-        hits[key] += 1
+        fake.hits[key] += 1
         return await handler(request)
 
     return endpoint

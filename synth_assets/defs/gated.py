@@ -69,6 +69,7 @@ def gated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.Mat
         },
     )
     rejected = table[~table["accepted"]]
+    cost = float(table["cost_usd"].sum())
     return publish(
         lake,
         "gated",
@@ -82,6 +83,8 @@ def gated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.Mat
             "rejects_by_reason": counts_table(verdict["rejects_by_reason"], "reject_reason"),
             "rejected_sample": dg.MetadataValue.md(markdown_table(rejected[["text", "label", "reject_reason", "reject_detail"]])),
             "thresholds": dg.MetadataValue.json(verdict["thresholds"]),
+            "cost_usd": round(cost, 6),
+            "cost_per_accepted_example_usd": round(cost / verdict["accepted"], 8) if verdict["accepted"] else None,
             "verdict": dg.MetadataValue.path(str(verdict_path)),
         },
         sample=table[table["accepted"]][["text", "label", "template_id"]],
