@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)
 
-.PHONY: demo test ui clean-data
+.PHONY: demo demo-llm test ui clean-data
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,10 @@ $(INSTALLED): pyproject.toml
 ## Run the whole factory on the shipped demo task (offline) and print where the results are.
 demo: $(INSTALLED)
 	$(PY) -m synth_assets demo
+
+## The same factory on the openai backend, against the project's fake OpenAI server (no key, no network).
+demo-llm: $(INSTALLED)
+	$(PY) -m synth_assets demo --task hwu64_llm --with-fake-llm
 
 ## Run the test suite; "no tests collected" (pytest exit code 5) is a failure, not a pass.
 test: $(INSTALLED)

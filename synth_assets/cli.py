@@ -1,6 +1,7 @@
 """Command line: add a batch and run the factory on it, run the demo, list batches.
 
     python -m synth_assets demo                          # the whole factory on the demo task
+    python -m synth_assets demo --task hwu64_llm --with-fake-llm   # the same on the openai backend
     python -m synth_assets add-batch --task hwu64 --file new_seeds.csv
     python -m synth_assets add-batch --task hwu64        # a refresh batch from the task's seeds
     python -m synth_assets status
@@ -99,7 +100,24 @@ def _print_evaluation(factory, version: str) -> None:
     print("\nOpen the Dagster UI on this instance with:  make ui   (then http://127.0.0.1:3000)")
 
 
+def _fake_llm_for(task):
+    """The project's fake OpenAI server on the port of the task's ``base_url`` (a local URL)."""
+    from urllib.parse import urlparse
+
+    from synth_assets.fake_openai import serving_in_background
+
+    url = urlparse(task.generation.llm.base_url if task.generation.llm else "")
+    if url.hostname not in ("127.0.0.1", "localhost") or not url.port:
+        raise ValueError(f"--with-fake-llm needs a task whose generation.llm.base_url is local, e.g. http://127.0.0.1:8765/v1")
+    # The fake server accepts any key; a real key in the environment is left alone.
+    os.environ.setdefault(task.generation.llm.api_key_env, "fake-llm-demo")
+    print(f"fake OpenAI-compatible server on {url.scheme}://{url.hostname}:{url.port}/v1 for this run", flush=True)
+    return serving_in_background(port=url.port)
+
+
 def demo(args) -> int:
+    from contextlib import nullcontext
+
     from synth_assets.defs.partitions import open_batch
 
     instance = _instance()
@@ -109,7 +127,8 @@ def demo(args) -> int:
     keys = [
         open_batch(instance, factory.lake(), task, f"{task.name}-{name}", task.seeds_path, "refresh") for name in DEMO_BATCHES
     ]
-    ok = all(_run_batch(defs, instance, key, f"[{i}/{len(keys)}]") for i, key in enumerate(keys, start=1))
+    with _fake_llm_for(task) if args.with_fake_llm else nullcontext():
+        ok = all(_run_batch(defs, instance, key, f"[{i}/{len(keys)}]") for i, key in enumerate(keys, start=1))
     _print_evaluation(factory, keys[-1])
     return 0 if ok else 1
 
@@ -166,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     demo_parser = commands.add_parser("demo", help="run the whole factory on the shipped demo task (offline)")
     demo_parser.add_argument("--task", default=DEMO_TASK)
+    demo_parser.add_argument(
+        "--with-fake-llm", action="store_true", help="serve the project's fake OpenAI server at the task's local base_url"
+    )
     demo_parser.set_defaults(handler=demo)
     add_parser = commands.add_parser("add-batch", help="add a batch partition and materialize it")
     add_parser.add_argument("--task", required=True)
@@ -183,6 +205,6 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.handler(args)
-    except (InputFileError, TaskConfigError, BatchKeyError) as exc:
+    except (InputFileError, TaskConfigError, BatchKeyError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -50,9 +50,11 @@ import json
 import math
 import random
 import re
+import socket
+import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
@@ -685,6 +687,42 @@ def _counted(fake: FakeOpenAI, key: str, handler: Any) -> Any:
         return await handler(request)
 
     return endpoint
+
+
+@contextlib.contextmanager
+def serving_in_background(
+    settings: FakeSettings | None = None, port: int = 0, start_timeout_s: float = 10.0
+) -> Iterator[str]:
+    """Serve ``create_app(settings)`` on 127.0.0.1 in a thread until the block ends; yields the root URL.
+
+    ``port=0`` takes a free port. Binding the socket here and handing it to uvicorn leaves no
+    window for another process to take the port.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(("127.0.0.1", port))
+    except OSError as exc:
+        sock.close()
+        raise RuntimeError(f"cannot serve the fake OpenAI server on 127.0.0.1:{port} ({exc.strerror}); free the port") from None
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        create_app(settings), log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"fake-openai-{port}", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + start_timeout_s
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError(f"the fake OpenAI server did not start on port {port}")
+            time.sleep(0.01)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -12,18 +12,13 @@ A pytest fixture is three lines: ``with running_fake_openai() as server: yield s
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import uvicorn
-
-from synth_assets.fake_openai import FakeSettings, create_app
+from synth_assets.fake_openai import FakeSettings, serving_in_background
 
 
 class FakeOpenAIServer:
@@ -60,25 +55,6 @@ class FakeOpenAIServer:
 
 @contextmanager
 def running_fake_openai(settings: FakeSettings | None = None, start_timeout_s: float = 10.0) -> Iterator[FakeOpenAIServer]:
-    """Serve ``create_app(settings)`` on 127.0.0.1 until the block ends, then stop it cleanly."""
-    # Binding port 0 here and handing the socket over leaves no window for another process to take it.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings), log_level="warning", access_log=False, lifespan="on", timeout_graceful_shutdown=2
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=f"fake-openai-{port}", daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + start_timeout_s
-        while not server.started:
-            if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError(f"the fake OpenAI server did not start on port {port}")
-            time.sleep(0.01)
-        yield FakeOpenAIServer(f"http://127.0.0.1:{port}")
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    """Serve ``create_app(settings)`` on a free 127.0.0.1 port until the block ends, then stop it cleanly."""
+    with serving_in_background(settings, start_timeout_s=start_timeout_s) as root_url:
+        yield FakeOpenAIServer(root_url)
