@@ -5,6 +5,8 @@
     python -m synth_assets add-batch --task hwu64 --file new_seeds.csv
     python -m synth_assets add-batch --task hwu64        # a refresh batch from the task's seeds
     python -m synth_assets status
+    python -m synth_assets poll-batches [--wait]         # Batch API jobs: what the llm_batches sensor does
+    python -m synth_assets cancel-batch --batch <key>
 
 Runs go to the persistent Dagster instance in ``$DAGSTER_HOME`` (this repository by default), so
 the UI (``make ui``) shows every materialization made here.
@@ -150,9 +152,57 @@ def add_batch(args) -> int:
     print(f"batch {key} added ({kind}, from {source})")
     if args.no_run:
         return 0
+    from synth_assets.defs.llm_batches import uses_batch_api
+
+    if uses_batch_api(factory, key):
+        return poll_batches(args, keys=[key])
     ok = _run_batch(defs, instance, key, "[1/1]")
     _print_evaluation(factory, key)
     return 0 if ok else 1
+
+
+def poll_batches(args, keys: list[str] | None = None) -> int:
+    """Advance Batch API jobs (what the llm_batches sensor does) and run the factory on finished ones."""
+    from synth_assets.defs.llm_batches import advance, job_metadata, waiting_partitions
+
+    instance = _instance()
+    defs = _definitions()
+    factory = _resource(defs)
+    waiting = keys or waiting_partitions(factory, instance)
+    if not waiting:
+        print("no Batch API jobs are waiting")
+        return 0
+    ok = True
+    while waiting:
+        still_open = []
+        for key in waiting:
+            job = advance(factory, instance, key)
+            print(f"{key}: {job.state} ({job_metadata(job)['batch_api_statuses']})", flush=True)
+            if job.settled:
+                ok = _run_batch(defs, instance, key, "[batch api]") and ok
+                _print_evaluation(factory, key)
+            else:
+                still_open.append(key)
+        if still_open and not args.wait:
+            print(f"{len(still_open)} job(s) still open: run again later, or pass --wait")
+            break
+        waiting = still_open
+        if waiting:
+            time.sleep(args.interval)
+    return 0 if ok else 1
+
+
+def cancel_batch(args) -> int:
+    from synth_assets.core.llm_batch import cancel
+
+    factory = _resource(_definitions())
+    task = factory.task_for_batch(args.batch)
+    job = cancel(task, args.batch, factory.lake(), factory.llm_api_key(task))
+    if job is None:
+        print(f"{args.batch} has no Batch API job")
+        return 1
+    print(f"{args.batch}: {job.state}; the next poll reads what was answered and runs the rest as request_failed rows")
+    return 0
 
 
 def status(args) -> int:
@@ -193,18 +243,29 @@ def main(argv: list[str] | None = None) -> int:
     add_parser.add_argument("--task", required=True)
     add_parser.add_argument("--file", help="seed file (CSV/JSONL with text,label); default: the task's own seeds")
     add_parser.add_argument("--no-run", action="store_true", help="only add the partition; materialize later from the UI")
+    add_parser.add_argument("--wait", action="store_true", help="Batch API tasks: poll until the batch is done, then run")
+    add_parser.add_argument("--interval", type=float, default=30.0, help="seconds between polls with --wait")
     add_parser.set_defaults(handler=add_batch)
+    poll_parser = commands.add_parser("poll-batches", help="advance Batch API jobs and run finished ones (the sensor's work)")
+    poll_parser.add_argument("--wait", action="store_true", help="keep polling until every job is finished")
+    poll_parser.add_argument("--interval", type=float, default=30.0, help="seconds between polls with --wait")
+    poll_parser.set_defaults(handler=poll_batches)
+    cancel_parser = commands.add_parser("cancel-batch", help="cancel a partition's open Batch API batches")
+    cancel_parser.add_argument("--batch", required=True, help="the partition key, e.g. mytask-refresh_20261125_0600")
+    cancel_parser.set_defaults(handler=cancel_batch)
     status_parser = commands.add_parser("status", help="list batches with gate verdicts and held-out scores")
     status_parser.add_argument("--task")
     status_parser.set_defaults(handler=status)
     args = parser.parse_args(argv)
     logging.getLogger("dagster").setLevel(logging.WARNING)
     from synth_assets.core.batches import BatchKeyError
+    from synth_assets.core.generation import BudgetError
     from synth_assets.core.labelled_data import InputFileError
+    from synth_assets.core.llm_batch import BatchApiError
     from synth_assets.core.task_config import TaskConfigError
 
     try:
         return args.handler(args)
-    except (InputFileError, TaskConfigError, BatchKeyError, ValueError) as exc:
+    except (InputFileError, TaskConfigError, BatchKeyError, BudgetError, BatchApiError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

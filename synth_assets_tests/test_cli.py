@@ -42,3 +42,21 @@ def test_bad_seed_file_is_refused_with_the_reason_and_no_batch(home, tmp_path, c
 def test_unknown_task_is_named(home, capsys):
     assert main(["add-batch", "--task", "nope", "--no-run"]) == 2
     assert "nope/task.yaml does not exist" in capsys.readouterr().err
+
+
+def test_a_batch_api_task_is_submitted_waited_for_and_run(home, data_dir, monkeypatch, capsys):
+    from synth_assets.fake_openai import FakeSettings
+    from synth_assets_tests.fake_server import running_fake_openai
+    from synth_assets_tests.test_llm_generation import API_KEY, write_llm_task
+
+    with running_fake_openai(FakeSettings(batch_delay_s=0.2)) as server:
+        write_llm_task(data_dir, server.base_url)
+        task_file = data_dir / "tasks" / "home" / "task.yaml"
+        task_file.write_text(task_file.read_text().replace("backend: openai", "backend: openai-batch"))
+        monkeypatch.setenv("FAKE_OPENAI_KEY", API_KEY)
+        assert main(["add-batch", "--task", "home", "--wait", "--interval", "0.1"]) == 0
+        assert server.stats()["hits"].get("POST /v1/chat/completions", 0) == 0
+    out = capsys.readouterr().out
+    assert ": submitted (validating)" in out and ": done (completed)" in out and "6/6 stages" in out
+    assert main(["poll-batches"]) == 0
+    assert "no Batch API jobs are waiting" in capsys.readouterr().out

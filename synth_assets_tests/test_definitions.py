@@ -52,7 +52,7 @@ def test_every_asset_has_a_code_version(graph):
 
 def test_job_sensor_schedule_and_in_process_executor(definitions):
     assert definitions.resolve_job_def("factory") is not None
-    assert [s.name for s in definitions.sensors] == ["incoming_seed_files"]
+    assert sorted(s.name for s in definitions.sensors) == ["incoming_seed_files", "llm_batches"]
     assert [s.name for s in definitions.schedules] == ["weekly_refresh_batches"]
     assert definitions.executor.name == "in_process"
     assert set(definitions.resources) == {"factory"}

@@ -20,6 +20,7 @@ import pandas as pd
 
 from synth_assets.core import template_generator
 from synth_assets.core.hashing import derive_seed, stable_hash
+from synth_assets.core.lake import Lake
 from synth_assets.core.llm_cache import CachedAnswer, ResponseCache
 from synth_assets.core.llm_client import StructuredOutputUnsupported, prompt_tokens_of, run_requests
 from synth_assets.core.llm_generator import raw_text, slot_outcomes
@@ -62,6 +63,7 @@ class LlmSession:
     api_key: str | None
     replay: bool
     spent_by_task_usd: float = 0.0  # what other batches of the task already cost
+    unanswered: str | None = None  # set: send nothing, missing answers are request_failed rows saying this
     progress: Callable[[int, int, dict], None] | None = None
     http_client: object | None = None
 
@@ -72,8 +74,15 @@ class GenerationResult:
     summary: dict = field(default_factory=dict)
 
 
+def spent_by_batches(lake: Lake, batches: list[str]) -> float:
+    """Dollars the ``generated`` partitions of ``batches`` cost (missing partitions cost nothing)."""
+    written = [batch for batch in batches if lake.has_table("generated", batch)]
+    spent = lake.query("generated", written, "SELECT coalesce(sum(cost_usd), 0) AS spent FROM rows", ["spent"])
+    return float(spent["spent"].iloc[0]) if len(spent) else 0.0
+
+
 def template_version(task: TaskConfig) -> str:
-    return PROMPT_VERSION if task.generation.backend == "openai" else template_generator.TEMPLATE_VERSION
+    return template_generator.TEMPLATE_VERSION if task.generation.backend == "template" else PROMPT_VERSION
 
 
 def generator_version(task: TaskConfig) -> str:
@@ -123,11 +132,30 @@ def _template_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame) -> Genera
     return GenerationResult(table, {"requests": 0, "spent_usd": 0.0})
 
 
-def _estimated_cost(task: TaskConfig, requests, seeds: pd.DataFrame, price) -> float:
+def budget_left(
+    task: TaskConfig, batch: str, requests, cache: ResponseCache, seeds: pd.DataFrame, spent_by_task_usd: float, *, at_batch_price: bool
+) -> float:
+    """Dollars ``batch`` may still spend; :class:`BudgetError` if its expected cost does not fit.
+
+    What the batch's cached answers cost counts against both caps, as do the task's other batches.
+    """
     llm = task.generation.llm
+    price = price_for(llm.model, llm.price_per_million_tokens)
+    cached = cache.get_many([request.key for request in requests])
+    cached_cost = sum(answer.cost_usd for answer in cached.values())
+    budget = min(llm.budget_usd_per_batch - cached_cost, llm.budget_usd_per_task - spent_by_task_usd - cached_cost)
+    pending = [request for request in requests if request.key not in cached]
     text_tokens = seeds["text"].str.len().mean() / 4 if len(seeds) else 0
     completion = min(llm.max_tokens, int(llm.examples_per_request * (text_tokens + JSON_TOKENS_PER_EXAMPLE)))
-    return sum(price.cost(prompt_tokens_of(request), completion) for request in requests)
+    estimate = sum(price.cost(prompt_tokens_of(r), completion, batch=at_batch_price) for r in pending)
+    if pending and estimate > budget:
+        raise BudgetError(
+            f"batch {batch} would cost about ${estimate:.4f} for {len(pending)} requests, more than the ${max(budget, 0):.4f} "
+            f"left (generation.llm.budget_usd_per_batch={llm.budget_usd_per_batch}, budget_usd_per_task="
+            f"{llm.budget_usd_per_task}, ${spent_by_task_usd:.4f} already spent by the task's other batches); "
+            "raise a budget in task.yaml or lower generation.per_label"
+        )
+    return budget
 
 
 def _llm_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame, session: LlmSession) -> GenerationResult:
@@ -135,19 +163,19 @@ def _llm_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame, session: LlmSe
     price = price_for(llm.model, llm.price_per_million_tokens)
     mode = llm.structured_output
     requests = build_requests(task, batch, seeds, mode)
-    cached = session.cache.get_many([request.key for request in requests])
-    cached_cost = sum(answer.cost_usd for answer in cached.values())
-    budget = min(llm.budget_usd_per_batch - cached_cost, llm.budget_usd_per_task - session.spent_by_task_usd - cached_cost)
-    pending = [request for request in requests if request.key not in cached]
-    estimate = _estimated_cost(task, pending, seeds, price)
-    if pending and not session.replay and estimate > budget:
-        raise BudgetError(
-            f"batch {batch} would cost about ${estimate:.4f} for {len(pending)} requests, more than the ${max(budget, 0):.4f} "
-            f"left (generation.llm.budget_usd_per_batch={llm.budget_usd_per_batch}, budget_usd_per_task="
-            f"{llm.budget_usd_per_task}, ${session.spent_by_task_usd:.4f} already spent by the task's other batches); "
-            "raise a budget in task.yaml or lower generation.per_label"
-        )
-    run = dict(api_key=session.api_key, budget_usd=budget, replay=session.replay, progress=session.progress)
+    sending = not session.replay and session.unanswered is None
+    budget = (
+        budget_left(task, batch, requests, session.cache, seeds, session.spent_by_task_usd, at_batch_price=False)
+        if sending
+        else 0.0
+    )
+    run = dict(
+        api_key=session.api_key,
+        budget_usd=budget,
+        replay=session.replay,
+        unanswered=session.unanswered,
+        progress=session.progress,
+    )
     try:
         results, summary = run_requests(requests, llm, session.cache, price, **run, http_client=session.http_client)
     except StructuredOutputUnsupported:
@@ -178,7 +206,7 @@ def _llm_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame, session: LlmSe
             columns["prompt_tokens"].append(result.prompt_tokens if first else 0)
             columns["completion_tokens"].append(result.completion_tokens if first else 0)
             columns["cost_usd"].append(result.cost_usd if first else 0.0)
-    summary |= {"structured_output": mode, "price_table_version": price.table_version, "estimated_usd": round(estimate, 6)}
+    summary |= {"structured_output": mode, "price_table_version": price.table_version}
     return GenerationResult(_frame(columns), summary)
 
 

@@ -274,16 +274,22 @@ def run_requests(
     api_key: str | None,
     budget_usd: float,
     replay: bool,
+    unanswered: str | None = None,
     progress: Callable[[int, int, dict], None] | None = None,
     http_client=None,
 ) -> tuple[dict[str, CachedAnswer | Failure], dict]:
     """The answer (or failure) of every request, and the run's numbers.
 
     Cached answers are used as they are. In replay mode a missing answer raises
-    :class:`ReplayMissError`; otherwise the missing requests are sent.
+    :class:`ReplayMissError`; with ``unanswered`` (answers came by another route, such as the
+    Batch API) a missing answer is a ``request_failed`` failure saying so; otherwise the missing
+    requests are sent.
     """
     cached = cache.get_many([request.key for request in requests])
     pending = [request for request in requests if request.key not in cached]
+    if unanswered is not None:
+        stats = RunStats(requests=len(requests), from_cache=len(cached), failed=len(pending))
+        return cached | {request.key: Failure("request_failed", unanswered) for request in pending}, stats.summary()
     if replay and pending:
         keys = ", ".join(request.key for request in pending[:MISSING_KEYS_SHOWN])
         more = f" and {len(pending) - MISSING_KEYS_SHOWN} more" if len(pending) > MISSING_KEYS_SHOWN else ""

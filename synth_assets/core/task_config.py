@@ -43,6 +43,7 @@ class LlmConfig(_Strict):
     max_retries: int = Field(6, ge=0, le=20)
     timeout_seconds: float = Field(60.0, gt=0)
     circuit_breaker_failures: int = Field(8, ge=1, description="consecutive failed requests that stop the batch")
+    batch_resubmissions: int = Field(2, ge=0, le=10, description="Batch API: resubmit unanswered requests at most this often")
     budget_usd_per_batch: float = Field(5.0, ge=0)
     budget_usd_per_task: float = Field(50.0, ge=0)
     price_per_million_tokens: dict[Literal["input", "output"], float] | None = Field(
@@ -51,16 +52,16 @@ class LlmConfig(_Strict):
 
 
 class GenerationConfig(_Strict):
-    backend: Literal["template", "openai"] = "template"
+    backend: Literal["template", "openai", "openai-batch"] = "template"
     per_label: int = Field(50, ge=1, le=10_000, description="attempts per label per batch")
     llm: LlmConfig | None = None
 
     @model_validator(mode="after")
     def _llm_settings_match_backend(self) -> GenerationConfig:
-        if self.backend == "openai" and self.llm is None:
-            raise ValueError("backend openai needs an llm section with at least a model (see docs/generation.md)")
+        if self.backend != "template" and self.llm is None:
+            raise ValueError(f"backend {self.backend} needs an llm section with at least a model (see docs/generation.md)")
         if self.backend == "template" and self.llm is not None:
-            raise ValueError("the llm section is only read by backend openai; remove it or set backend: openai")
+            raise ValueError("the llm section is only read by the openai backends; remove it or set backend: openai")
         return self
 
 

@@ -3,7 +3,15 @@
 import dagster as dg
 
 from synth_assets.core import prompts, template_generator
-from synth_assets.core.generation import GenerationResult, LlmSession, generate_batch, generator_version, template_version
+from synth_assets.core.generation import (
+    GenerationResult,
+    LlmSession,
+    generate_batch,
+    generator_version,
+    spent_by_batches,
+    template_version,
+)
+from synth_assets.core.llm_batch import load_job, unanswered_reason
 from synth_assets.core.llm_cache import ResponseCache
 from synth_assets.core.schemas import generated_schema
 from synth_assets.defs.partitions import batches, batches_up_to
@@ -12,17 +20,28 @@ from synth_assets.defs.resources import FactoryResource
 from synth_assets.defs.seeds import seeds
 
 
+def _batch_api_unanswered(factory: FactoryResource, batch: str) -> str | None:
+    """For ``openai-batch``: why missing answers are missing, or None to use the sync path."""
+    job = load_job(factory.lake(), batch)
+    if job is not None and job.state == "sync_fallback":
+        return None
+    if job is None or not job.settled:
+        raise dg.Failure(
+            description=(
+                f"{batch}: the Batch API has not answered yet ({'not submitted' if job is None else job.state}); "
+                "the sensor llm_batches submits it and materializes this partition when the batch completes "
+                "(or run `python -m synth_assets poll-batches`)"
+            )
+        )
+    return unanswered_reason(job)
+
+
 def _generate(context: dg.AssetExecutionContext, factory: FactoryResource, batch: str) -> GenerationResult:
     task = factory.task_for_batch(batch)
     seed_rows = factory.lake().read_table("seeds", batch)
     if task.generation.backend == "template":
         return generate_batch(task, batch, seed_rows)
-    earlier = batches_up_to(context.instance, batch, inclusive=False)
-    lake = factory.lake()
-    spent = lake.query(
-        "generated", [key for key in earlier if lake.has_table("generated", key)], "SELECT sum(cost_usd) FROM rows"
-    )
-    cache = ResponseCache(factory.llm_cache_path)
+    unanswered = _batch_api_unanswered(factory, batch) if task.generation.backend == "openai-batch" else None
 
     def progress(done: int, total: int, numbers: dict) -> None:
         context.log.info(
@@ -30,11 +49,13 @@ def _generate(context: dg.AssetExecutionContext, factory: FactoryResource, batch
             f"{numbers['failed']} failed), {numbers['requests_per_second']} req/s, ${numbers['spent_usd']:.4f} spent"
         )
 
+    cache = ResponseCache(factory.llm_cache_path)
     session = LlmSession(
         cache=cache,
         api_key=factory.llm_api_key(task),
         replay=factory.llm_replay,
-        spent_by_task_usd=float(spent.iloc[0, 0] or 0.0) if len(spent.columns) else 0.0,
+        spent_by_task_usd=spent_by_batches(factory.lake(), batches_up_to(context.instance, batch, inclusive=False)),
+        unanswered=unanswered,
         progress=progress,
     )
     try:
@@ -63,6 +84,7 @@ def generated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg
     context.log.info(
         f"{batch}: {len(table)} attempts ({int(failed.sum())} without a usable example) for {table['label'].nunique()} labels"
     )
+    job = load_job(factory.lake(), batch)
     return publish(
         factory.lake(),
         "generated",
@@ -81,6 +103,7 @@ def generated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg
             "prompt_tokens": int(table["prompt_tokens"].sum()),
             "completion_tokens": int(table["completion_tokens"].sum()),
             **{f"llm_{name}": value for name, value in result.summary.items()},
+            **({"batch_api_ids": ", ".join(s["id"] for s in job.submissions) or "none"} if job else {}),
             "attempts_by_status": counts_table(table["status"].value_counts().to_dict(), "status"),
             "attempts_by_template": counts_table(table["template_id"].value_counts().to_dict(), "template_id"),
         },

@@ -8,6 +8,7 @@ import dagster as dg
 
 from synth_assets.core.batches import key_for_refresh
 from synth_assets.defs.jobs import factory_job
+from synth_assets.defs.llm_batches import uses_batch_api
 from synth_assets.defs.partitions import open_batch
 from synth_assets.defs.resources import FactoryResource
 
@@ -26,4 +27,5 @@ def weekly_refresh_batches(context: dg.ScheduleEvaluationContext, factory: Facto
         key = open_batch(
             context.instance, lake, task, key_for_refresh(name, context.scheduled_execution_time), task.seeds_path, "refresh"
         )
-        yield dg.RunRequest(partition_key=key, run_key=key)
+        if not uses_batch_api(factory, key):  # the llm_batches sensor runs those when answered
+            yield dg.RunRequest(partition_key=key, run_key=key)

@@ -6,6 +6,7 @@ from synth_assets.core.batches import BatchKeyError, incoming_files, key_for_fil
 from synth_assets.core.labelled_data import InputFileError
 from synth_assets.core.task_config import TaskConfigError
 from synth_assets.defs.jobs import factory_job
+from synth_assets.defs.llm_batches import uses_batch_api
 from synth_assets.defs.partitions import BATCHES, batches
 from synth_assets.defs.resources import FactoryResource
 
@@ -35,7 +36,8 @@ def incoming_seed_files(context: dg.SensorEvaluationContext, factory: FactoryRes
         new_keys.append(key)
     if not new_keys:
         return dg.SkipReason("; ".join(problems) if problems else "no new seed files")
+    # A Batch API task's run is requested by the llm_batches sensor once its answers are in.
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=key, run_key=key) for key in new_keys],
+        run_requests=[dg.RunRequest(partition_key=key, run_key=key) for key in new_keys if not uses_batch_api(factory, key)],
         dynamic_partitions_requests=[batches.build_add_request(new_keys)],
     )
