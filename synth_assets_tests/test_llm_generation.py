@@ -47,6 +47,7 @@ def write_llm_task(data_dir, base_url, **llm):
         "max_retries": 3,
         "timeout_seconds": 2,
         "concurrency": 4,
+        "refine_max_share": 0.0,  # the refinement pass has its own tests below
     }
     config["generation"] = {"backend": "openai", "per_label": 6, "llm": settings | llm}
     (task_dir / "task.yaml").write_text(yaml.safe_dump(config))
@@ -219,6 +220,30 @@ def test_a_missing_api_key_names_the_variable_not_a_value(server, data_dir, seed
     session = LlmSession(cache=cache, api_key=None, replay=False)
     with pytest.raises(LlmError, match="FAKE_OPENAI_KEY is not set"):
         generate_batch(task, "home-b1", seed_rows, session)
+
+
+def test_fixable_rejects_are_asked_again_once_with_the_reason_and_linked(server, data_dir, seed_rows, cache):
+    task = write_llm_task(data_dir, server.base_url, concurrency=1, refine_max_share=0.5)
+    server.set_faults(truncate={"first": 1}, wrong_label={"first": 1})
+    result = _run(task, seed_rows, cache)
+    table = result.table
+    refined = table[table["replaces_row_id"] != ""]
+    replaced = table.set_index("row_id").loc[refined["replaces_row_id"]]
+    assert result.summary["refinement_requests"] == 2 and len(refined) == 2 * PER_REQUEST
+    assert sorted(set(replaced["status"])) == ["off_label", "truncated"], "each new row names the row it replaces"
+    assert (refined["status"] == "ok").all() and (refined["template_id"] == "labelled_examples/refine").all()
+    assert (refined["label"].to_numpy() == replaced["label"].to_numpy()).all()
+    assert len(table) == (REQUESTS + 2) * PER_REQUEST and _chat_hits(server) == REQUESTS + 2
+
+
+def test_refinement_is_bounded_per_batch_and_replays_from_the_cache(server, data_dir, seed_rows, cache):
+    task = write_llm_task(data_dir, server.base_url, refine_max_share=0.25)
+    server.set_faults(malformed={})
+    first = _run(task, seed_rows, cache)
+    assert first.summary["refinement_requests"] == 2 and _chat_hits(server) == REQUESTS + 2
+    replayed = _run(task, seed_rows, cache, replay=True)
+    assert _chat_hits(server) == REQUESTS + 2
+    pd.testing.assert_frame_equal(first.table, replayed.table)
 
 
 def test_the_factory_runs_end_to_end_on_the_openai_backend_without_leaking_the_key(

@@ -25,8 +25,8 @@ from synth_assets.core.llm_cache import CachedAnswer, ResponseCache
 from synth_assets.core.llm_client import StructuredOutputUnsupported, prompt_tokens_of, run_requests
 from synth_assets.core.llm_generator import raw_text, slot_outcomes
 from synth_assets.core.pricing import price_for
-from synth_assets.core.prompts import PROMPT_ID, PROMPT_VERSION, build_requests
-from synth_assets.core.task_config import TaskConfig
+from synth_assets.core.prompts import PROMPT_ID, PROMPT_VERSION, build_requests, refinement_request
+from synth_assets.core.task_config import GateConfig, TaskConfig
 
 GENERATED_COLUMNS = [
     "row_id",
@@ -43,10 +43,18 @@ GENERATED_COLUMNS = [
     "request_key",
     "seed_ids",
     "sample_index",
+    "replaces_row_id",
     "prompt_tokens",
     "completion_tokens",
     "cost_usd",
 ]
+# Problems a second request with feedback can fix, as the model is told them.
+REFINABLE_STATUSES = {
+    "parse_error": "the answer was not the asked JSON",
+    "truncated": "the answer was cut off at the token limit; write shorter examples",
+    "off_label": "an example did not belong to the asked label",
+    "missing_example": "the answer held fewer examples than asked for",
+}
 # Completion tokens expected per example beyond the text itself (JSON keys, quotes, label).
 JSON_TOKENS_PER_EXAMPLE = 12
 
@@ -124,6 +132,7 @@ def _template_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame) -> Genera
             "request_key": request_keys,
             "seed_ids": [list(ids) for ids in rows["seed_ids"]],
             "sample_index": rows["sample_index"],
+            "replaces_row_id": "",
             "prompt_tokens": 0,
             "completion_tokens": 0,
             "cost_usd": 0.0,
@@ -183,31 +192,87 @@ def _llm_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame, session: LlmSe
         mode = "json_object"
         requests = build_requests(task, batch, seeds, mode)
         results, summary = run_requests(requests, llm, session.cache, price, **run, http_client=session.http_client)
-    columns: dict[str, list] = {name: [] for name in GENERATED_COLUMNS}
     slots = llm.examples_per_request
+    columns: dict[str, list] = {name: [] for name in GENERATED_COLUMNS}
     for request in requests:
-        result = results[request.key]
-        for slot, (status, text, error) in enumerate(slot_outcomes(request, result, slots)):
-            first = slot == 0 and isinstance(result, CachedAnswer)
-            columns["row_id"].append(stable_hash(request.key, slot))
-            columns["batch"].append(batch)
-            columns["text"].append(text)
-            columns["label"].append(request.label)
-            columns["status"].append(status)
-            columns["error"].append(error)
-            columns["raw_response"].append("" if status == "ok" else raw_text(result))
-            columns["generator"].append("openai")
-            columns["model"].append(llm.model)
-            columns["template_id"].append(PROMPT_ID)
-            columns["template_version"].append(PROMPT_VERSION)
-            columns["request_key"].append(request.key)
-            columns["seed_ids"].append(request.seed_ids)
-            columns["sample_index"].append(request.request_index * slots + slot)
-            columns["prompt_tokens"].append(result.prompt_tokens if first else 0)
-            columns["completion_tokens"].append(result.completion_tokens if first else 0)
-            columns["cost_usd"].append(result.cost_usd if first else 0.0)
-    summary |= {"structured_output": mode, "price_table_version": price.table_version}
+        _append_rows(columns, batch, llm.model, request, results[request.key], slot_outcomes(request, results[request.key], slots))
+    refined = 0
+    if llm.refine_max_share > 0 and session.unanswered is None:
+        refined, refine_summary = _refine(task, requests, results, columns, session, price, mode, run, budget - summary["spent_usd"])
+        summary = {name: value + refine_summary.get(name, 0) for name, value in summary.items()}
+    summary |= {"structured_output": mode, "price_table_version": price.table_version, "refinement_requests": refined}
     return GenerationResult(_frame(columns), summary)
+
+
+def _append_rows(columns: dict, batch: str, model: str, request, result, outcomes, replaces: list[str] | None = None) -> None:
+    """One row per example slot of ``request``; its tokens and cost go on the first slot."""
+    base = "refine" if replaces else ""
+    for slot, (status, text, error) in enumerate(outcomes):
+        first = slot == 0 and isinstance(result, CachedAnswer)
+        columns["row_id"].append(stable_hash(request.key, base, slot))
+        columns["batch"].append(batch)
+        columns["text"].append(text)
+        columns["label"].append(request.label)
+        columns["status"].append(status)
+        columns["error"].append(error)
+        columns["raw_response"].append("" if status == "ok" else raw_text(result))
+        columns["generator"].append("openai")
+        columns["model"].append(model)
+        columns["template_id"].append(PROMPT_ID + ("/refine" if replaces else ""))
+        columns["template_version"].append(PROMPT_VERSION)
+        columns["request_key"].append(request.key)
+        columns["seed_ids"].append(request.seed_ids)
+        columns["sample_index"].append(request.request_index * len(outcomes) + slot)
+        columns["replaces_row_id"].append(replaces[slot] if replaces else "")
+        columns["prompt_tokens"].append(result.prompt_tokens if first else 0)
+        columns["completion_tokens"].append(result.completion_tokens if first else 0)
+        columns["cost_usd"].append(result.cost_usd if first else 0.0)
+
+
+def _fixable_problem(status: str, text: str, gate: GateConfig) -> str | None:
+    """Why a row is worth one more try with feedback, or None (duplicates and refusals are not)."""
+    if status in REFINABLE_STATUSES:
+        return REFINABLE_STATUSES[status]
+    if status == "ok" and len(text) < gate.min_chars:
+        return f"an example was shorter than {gate.min_chars} characters"
+    if status == "ok" and len(text) > gate.max_chars:
+        return f"an example was longer than {gate.max_chars} characters"
+    return None
+
+
+def _refine(task, requests, results, columns, session, price, mode, run, budget) -> tuple[int, dict]:
+    """Ask once more, with the problem as feedback, for the slots rejected for fixable reasons.
+
+    At most ``refine_max_share`` of the batch's requests get a follow-up; the new rows name the
+    row they replace in ``replaces_row_id`` (the replaced rows stay, rejected with their reason).
+    """
+    llm = task.generation.llm
+    row_ids, statuses, texts = columns["row_id"], columns["status"], columns["text"]
+    position = {key: index for index, key in enumerate(columns["request_key"]) if index == 0 or columns["request_key"][index - 1] != key}
+    follow_ups = []
+    for request in requests:
+        start = position[request.key]
+        fixes = [
+            (row_ids[i], problem)
+            for i in range(start, start + llm.examples_per_request)
+            if (problem := _fixable_problem(statuses[i], texts[i], task.gate))
+        ]
+        if fixes:
+            problems = sorted({problem for _, problem in fixes})
+            previous = raw_text(results[request.key]) or "(no usable answer)"
+            follow_up = refinement_request(task, request, previous, problems, len(fixes), mode)
+            follow_ups.append((follow_up, [row_id for row_id, _ in fixes]))
+    follow_ups = follow_ups[: int(len(requests) * llm.refine_max_share)]
+    if not follow_ups:
+        return 0, {}
+    answers, summary = run_requests(
+        [request for request, _ in follow_ups], llm, session.cache, price, **(run | {"budget_usd": max(budget, 0.0)}),
+        http_client=session.http_client,
+    )
+    for request, replaced in follow_ups:
+        result = answers[request.key]
+        _append_rows(columns, columns["batch"][0], llm.model, request, result, slot_outcomes(request, result, len(replaced)), replaced)
+    return len(follow_ups), summary
 
 
 def generate_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame, session: LlmSession | None = None) -> GenerationResult:

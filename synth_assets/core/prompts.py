@@ -109,6 +109,37 @@ def _other_labels(task: TaskConfig, label: str, limit: int = 40) -> str:
     return ", ".join(others[:limit]) + (f" and {len(others) - limit} more" if len(others) > limit else "")
 
 
+REFINE_TEMPLATE = """Your previous answer could not be used: {problems}.
+Write {count} new examples that fix this.
+Label: {label}
+Meaning of the label: {description}
+
+Examples:
+{examples}
+
+Number of examples: {count}
+Answer with JSON only: {{"examples": [{{"text": "...", "label": "{label}"}}, ...]}} with exactly {count} items."""
+
+
+def refinement_request(
+    task: TaskConfig, original: GenerationRequest, previous_answer: str, problems: list[str], count: int, mode: str
+) -> GenerationRequest:
+    """A follow-up to ``original`` that shows the model its answer and what was wrong with it."""
+    examples = original.messages[-1]["content"].split("Examples:\n", 1)[1].split("\n\n", 1)[0]
+    feedback = REFINE_TEMPLATE.format(
+        problems="; ".join(problems),
+        count=count,
+        label=original.label,
+        description=task.labels[original.label],
+        examples=examples,
+    )
+    messages = [*original.messages, {"role": "assistant", "content": previous_answer}, {"role": "user", "content": feedback}]
+    params = request_params(task.generation.llm, original.label, mode) | {"response_format": response_format(original.label, count, mode)}
+    params = {name: value for name, value in params.items() if value is not None}
+    key = stable_hash(task.generation.llm.model, messages, params, PROMPT_ID, PROMPT_VERSION, "refine", length=32)
+    return GenerationRequest(key, original.label, original.request_index, messages, params, original.seed_ids, original.axes)
+
+
 def build_requests(task: TaskConfig, batch: str, seeds: pd.DataFrame, mode: str) -> list[GenerationRequest]:
     """Every request of ``batch``: ``ceil(per_label / examples_per_request)`` per label of the seeds."""
     llm = task.generation.llm

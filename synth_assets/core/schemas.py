@@ -59,6 +59,7 @@ def _generated_columns(labels: Iterable[str]) -> dict[str, pa.Column]:
         "request_key": _text(non_empty=True),
         "seed_ids": pa.Column(object),
         "sample_index": pa.Column("int64", checks=pa.Check.ge(0)),
+        "replaces_row_id": _text(),
         "prompt_tokens": pa.Column("int64", checks=pa.Check.ge(0)),
         "completion_tokens": pa.Column("int64", checks=pa.Check.ge(0)),
         "cost_usd": pa.Column(float, checks=pa.Check.ge(0)),

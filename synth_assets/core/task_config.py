@@ -43,6 +43,9 @@ class LlmConfig(_Strict):
     max_retries: int = Field(6, ge=0, le=20)
     timeout_seconds: float = Field(60.0, gt=0)
     circuit_breaker_failures: int = Field(8, ge=1, description="consecutive failed requests that stop the batch")
+    refine_max_share: float = Field(
+        0.2, ge=0.0, le=1.0, description="share of requests that may get one follow-up fixing rejected examples; 0 = off"
+    )
     batch_resubmissions: int = Field(2, ge=0, le=10, description="Batch API: resubmit unanswered requests at most this often")
     budget_usd_per_batch: float = Field(5.0, ge=0)
     budget_usd_per_task: float = Field(50.0, ge=0)
