@@ -55,9 +55,11 @@ def test_every_word_comes_from_the_label_a_slot_or_neutral_framing(seeds):
     bank = tg.SeedBank.from_seeds(seeds, DESCRIPTIONS)
     neutral = {word for phrase in bank.openers + bank.closers for word in phrase}
     slots = {word for words in tg.SLOT_LEXICONS.values() for word in words} | set(tg.FIRST_NAMES)
+    forms = tg.inflection_lexicon(tg.INFLECTION_LEXICON)
     for text, label in zip(*_generate(seeds, per_label=60).pipe(lambda r: (r["text"], r["label"]))):
-        own = {token.lower() for _, tokens in bank.by_label[label] for token in tokens}
-        allowed = own | neutral | slots | set(bank.description_words[label])
+        own = {token.lower() for _, tokens in bank.by_label[label] for token in tokens} | set(bank.description_words[label])
+        allowed = own | {form for word in own for form in forms.get(word, ())} | neutral | slots
+        assert not {token.lower() for token in tg.tokenize(text)} & bank.foreign_words[label] - own - neutral, (label, text)
         assert {token.lower() for token in tg.tokenize(text)} <= allowed, (label, text)
 
 
@@ -93,6 +95,25 @@ def test_splice_joins_two_seeds_of_the_label_at_a_shared_word(seeds):
     partner = dict(bank.by_label["alarm_set"])[used[0]]
     shared = next(i for i in range(1, len(result)) if result[:i] == tokens[:i] and result[i:] == partner[-(len(result) - i) :])
     assert 0 < shared < len(result)
+
+
+def test_no_protected_word_is_ever_framing(seeds):
+    bank = tg.SeedBank.from_seeds(seeds, DESCRIPTIONS)
+    assert not {word for phrase in bank.openers + bank.closers for word in phrase} & tg.PROTECTED_WORDS
+
+
+def test_inflect_swaps_singular_and_plural():
+    tokens = tg.tokenize("turn on the light in the kitchen")
+    bank = tg.SeedBank.from_seeds(
+        pd.DataFrame({"seed_id": ["a"], "text": ["turn on the light in the kitchen"], "label": ["lights_on"]}), {"lights_on": "x"}
+    )
+    results = {" ".join(tg.OPERATORS["inflect"](tokens, "lights_on", bank, random.Random(seed), [])) for seed in range(20)}
+    assert results == {"turn on the lights in the kitchen", "turn on the light in the kitchens"}
+
+
+def test_operator_weights_come_from_the_task(seeds):
+    only_reframe = tg.generate_template_rows(seeds, DESCRIPTIONS, per_label=10, rng_seed=1, weights={"reframe": 1})
+    assert set(only_reframe["template_id"].str.split("+").explode()) <= {"reframe", "copy"}
 
 
 def test_description_words_are_only_the_label_specific_ones():

@@ -73,7 +73,6 @@ class LlmSession:
     spent_by_task_usd: float = 0.0  # what other batches of the task already cost
     unanswered: str | None = None  # set: send nothing, missing answers are request_failed rows saying this
     progress: Callable[[int, int, dict], None] | None = None
-    http_client: object | None = None
 
 
 @dataclass
@@ -111,6 +110,7 @@ def _template_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame) -> Genera
         {label: task.labels[label] for label in sorted(seeds["label"].unique())},
         per_label=task.generation.per_label,
         rng_seed=derive_seed(task.name, batch, "generate"),
+        weights=task.generation.operators,
     )
     request_keys = [
         stable_hash("template", template_generator.TEMPLATE_VERSION, task.name, batch, label, int(index), seeds_fingerprint)
@@ -186,12 +186,12 @@ def _llm_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame, session: LlmSe
         progress=session.progress,
     )
     try:
-        results, summary = run_requests(requests, llm, session.cache, price, **run, http_client=session.http_client)
+        results, summary = run_requests(requests, llm, session.cache, price, **run)
     except StructuredOutputUnsupported:
         # The endpoint has no json_schema support: the same batch in JSON mode, under new keys.
         mode = "json_object"
         requests = build_requests(task, batch, seeds, mode)
-        results, summary = run_requests(requests, llm, session.cache, price, **run, http_client=session.http_client)
+        results, summary = run_requests(requests, llm, session.cache, price, **run)
     slots = llm.examples_per_request
     columns: dict[str, list] = {name: [] for name in GENERATED_COLUMNS}
     for request in requests:
@@ -266,8 +266,7 @@ def _refine(task, requests, results, columns, session, price, mode, run, budget)
     if not follow_ups:
         return 0, {}
     answers, summary = run_requests(
-        [request for request, _ in follow_ups], llm, session.cache, price, **(run | {"budget_usd": max(budget, 0.0)}),
-        http_client=session.http_client,
+        [request for request, _ in follow_ups], llm, session.cache, price, **(run | {"budget_usd": max(budget, 0.0)})
     )
     for request, replaced in follow_ups:
         result = answers[request.key]

@@ -13,6 +13,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from synth_assets.core.template_generator import OPERATORS
+
 TASK_FILE = "task.yaml"
 TASK_NAME_PATTERN = re.compile(r"^[a-z0-9_]{1,40}$")
 LABEL_PATTERN = re.compile(r"^[A-Za-z0-9_.:/+-]{1,80}$")
@@ -57,12 +59,20 @@ class LlmConfig(_Strict):
 class GenerationConfig(_Strict):
     backend: Literal["template", "openai", "openai-batch"] = "template"
     per_label: int = Field(50, ge=1, le=10_000, description="attempts per label per batch")
+    operators: dict[str, float] | None = Field(None, description="template backend: how often each operator is tried")
     llm: LlmConfig | None = None
 
     @model_validator(mode="after")
     def _llm_settings_match_backend(self) -> GenerationConfig:
         if self.backend != "template" and self.llm is None:
             raise ValueError(f"backend {self.backend} needs an llm section with at least a model (see docs/generation.md)")
+        if self.operators is not None:
+            unknown = sorted(set(self.operators) - set(OPERATORS))
+            if unknown or any(weight < 0 for weight in self.operators.values()) or not any(self.operators.values()):
+                raise ValueError(
+                    f"operators must give non-negative weights, at least one above 0, to known operators "
+                    f"({', '.join(OPERATORS)}); unknown: {', '.join(unknown) or 'none'}"
+                )
         if self.backend == "template" and self.llm is not None:
             raise ValueError("the llm section is only read by the openai backends; remove it or set backend: openai")
         return self

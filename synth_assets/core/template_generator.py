@@ -20,21 +20,33 @@ Operators:
   ("lights", "muted"): the task author's words reach the training data.
 - ``drop``: one function word left out (as people do when typing to an assistant).
 - ``swap``: two adjacent words exchanged when both are slot values or function words.
+- ``inflect``: a common noun swapped between singular and plural ("alarm" -> "alarms"), from a
+  lexicon built offline from WordNet (``scripts/build_lexicons.py``); ``describe`` also inserts
+  such forms of description words.
+
+Label safety of the lexicon operators: a replacement or inserted word is never one that other
+labels' seeds use and this label's seeds don't (``SeedBank.foreign_words``), function words and
+slot values are never replaced, and negations / direction words (``PROTECTED_WORDS``) are never
+inserted; the lexicons leave out polarity and direction words ("on", "off", "up", "more").
 """
 
 from __future__ import annotations
 
+import functools
+import gzip
+import json
 import random
 import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pandas as pd
 from faker.providers.person.en_US import Provider as _FakerPerson
 
 from synth_assets.core.text import normalize_text
 
-TEMPLATE_VERSION = "2026.11.1"
+TEMPLATE_VERSION = "2026.11.2"
 MAX_OPERATORS = 3
 TRIES_PER_EXAMPLE = 12
 # A phrase that opens or closes seeds of at least this share of labels is framing, not meaning.
@@ -42,6 +54,18 @@ NEUTRAL_PHRASE_LABEL_SHARE = 0.08
 NEUTRAL_PHRASE_MIN_LABELS = 3
 # A description word used by at least this share of labels ("user", "wants") says nothing about one label.
 DESCRIPTION_GENERIC_SHARE = 0.1
+# Words of how descriptions are written, not of what a label means: never inserted by ``describe``.
+DESCRIPTION_META_WORDS = set(
+    "user users customer customers person someone people message messages text texts utterance request "
+    "says say tells tell asks ask wants want makes make gives give something anything example such as "
+    "them they it itself themselves one ones which from between about into onto than then".split()
+)
+
+# Built by scripts/build_lexicons.py from WordNet 3.0 (licence beside it): singular and plural of
+# common nouns ("alarm alarms").
+INFLECTION_LEXICON = Path(__file__).with_name("lexicons") / "noun_forms.json.gz"
+# How often ``describe`` inserts another inflection of the description word ("alarms" for "alarm").
+DESCRIBE_INFLECT_SHARE = 0.5
 
 _TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
 _NO_SPACE_BEFORE = re.compile(r" ([,.!?;:%)])")
@@ -80,6 +104,12 @@ _FUNCTION_WORDS = set(
     "a an the to for of in on at my me i you your please can could would will do does is it this that "
     "with and or some any be are what how up".split()
 )
+# Words whose removal or replacement can flip a label (sentiment, commands, comparisons).
+PROTECTED_WORDS = set(
+    "not no never nothing nobody none nor neither without cannot cant can't don't doesn't didn't isn't "
+    "wasn't aren't won't wouldn't shouldn't couldn't n't but on off up down in out more less most least "
+    "too very only yes".split()
+)
 _BUILT_IN_OPENERS = [
     ("please",),
     ("can", "you"),
@@ -114,6 +144,7 @@ class SeedBank:
     closers: list[tuple[str, ...]]
     followers: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # label -> word -> next words
     description_words: dict[str, list[str]] = field(default_factory=dict)  # label -> words only its description has
+    foreign_words: dict[str, set[str]] = field(default_factory=dict)  # label -> words other labels' seeds use, it doesn't
 
     @classmethod
     def from_seeds(cls, seeds: pd.DataFrame, label_descriptions: dict[str, str]) -> SeedBank:
@@ -130,7 +161,17 @@ class SeedBank:
                     if _is_word(left) and _is_word(right):
                         pairs[left].add(right)
             followers[label] = {word: sorted(nexts) for word, nexts in sorted(pairs.items())}
-        return cls(dict(sorted(by_label.items())), openers, closers, followers, _description_words(label_descriptions))
+        vocab = {label: {t.lower() for _, tokens in rows for t in tokens if _is_word(t)} for label, rows in by_label.items()}
+        everywhere = set().union(*vocab.values()) if vocab else set()
+        foreign = {label: everywhere - words for label, words in vocab.items()}
+        return cls(
+            dict(sorted(by_label.items())),
+            openers,
+            closers,
+            followers,
+            _description_words(label_descriptions),
+            foreign,
+        )
 
 
 def _description_words(descriptions: dict[str, str]) -> dict[str, list[str]]:
@@ -138,7 +179,9 @@ def _description_words(descriptions: dict[str, str]) -> dict[str, list[str]]:
     tokenized = {label: [t.lower() for t in tokenize(text) if _is_word(t)] for label, text in descriptions.items()}
     spread = Counter(word for words in tokenized.values() for word in set(words))
     generic = {word for word, labels in spread.items() if labels >= max(3, DESCRIPTION_GENERIC_SHARE * len(descriptions))}
-    return {label: sorted(set(words) - generic - _FUNCTION_WORDS) for label, words in sorted(tokenized.items())}
+    # Negations and other protected words are never inserted: "not" in a random spot flips a review.
+    dropped = generic | _FUNCTION_WORDS | DESCRIPTION_META_WORDS | PROTECTED_WORDS
+    return {label: sorted(set(words) - dropped) for label, words in sorted(tokenized.items())}
 
 
 def _neutral_phrases(by_label: dict[str, list[tuple[str, list[str]]]]) -> tuple[list[tuple], list[tuple]]:
@@ -153,8 +196,10 @@ def _neutral_phrases(by_label: dict[str, list[tuple[str, list[str]]]]) -> tuple[
                 if len(words) > size + 1:
                     starts[tuple(words[:size])].add(label)
                     ends[tuple(words[-size:])].add(label)
-    mined_openers = [phrase for phrase, labels in sorted(starts.items()) if len(labels) >= needed]
-    mined_closers = [phrase for phrase, labels in sorted(ends.items()) if len(labels) >= needed]
+    # "off" ends seeds of many labels, yet "shuffle off" is not "shuffle": no protected word is framing.
+    neutral = lambda phrase, labels: len(labels) >= needed and not set(phrase) & PROTECTED_WORDS  # noqa: E731
+    mined_openers = [phrase for phrase, labels in sorted(starts.items()) if neutral(phrase, labels)]
+    mined_closers = [phrase for phrase, labels in sorted(ends.items()) if neutral(phrase, labels)]
     openers = sorted(set(mined_openers) | set(_BUILT_IN_OPENERS))
     closers = sorted(set(mined_closers) | set(_BUILT_IN_CLOSERS))
     return openers, closers
@@ -198,7 +243,13 @@ def _splice(tokens, label, bank, rng, used):
 
 
 def _slot(tokens, label, bank, rng, used):
-    positions = [i for i, t in enumerate(tokens) if t.lower() in _SLOT_OF]
+    # "am" / "pm" are times only after a number ("am i free" is a verb).
+    positions = [
+        i
+        for i, t in enumerate(tokens)
+        if t.lower() in _SLOT_OF
+        and (_SLOT_OF[t.lower()] != "meridiem" or (i > 0 and _SLOT_OF.get(tokens[i - 1].lower()) == "number"))
+    ]
     if not positions:
         return None
     position = rng.choice(positions)
@@ -243,7 +294,12 @@ def _describe(tokens, label, bank, rng, used):
         return None
     body, punctuation = _trailing_punctuation(tokens)
     position = rng.randint(0, len(body))
-    return body[:position] + [rng.choice(words)] + body[position:] + punctuation
+    word = rng.choice(words)
+    foreign = bank.foreign_words.get(label, set())
+    variants = [v for v in inflection_lexicon(INFLECTION_LEXICON).get(word, ()) if v not in foreign]
+    if variants and rng.random() < DESCRIBE_INFLECT_SHARE:
+        word = rng.choice(variants)
+    return body[:position] + [word] + body[position:] + punctuation
 
 
 def _drop(tokens, label, bank, rng, used):
@@ -264,6 +320,36 @@ def _swap(tokens, label, bank, rng, used):
     return tokens[:i] + [tokens[i + 1], tokens[i]] + tokens[i + 2 :]
 
 
+@functools.lru_cache(maxsize=4)
+def inflection_lexicon(path: Path = INFLECTION_LEXICON) -> dict[str, tuple[str, ...]]:
+    """Surface form -> the other forms of its word (loaded once per process); empty when missing."""
+    if not path.exists():
+        return {}
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        families = json.load(handle)["families"]
+    return {form: tuple(f for f in family if f != form) for family in families for form in family}
+
+
+def _inflect(tokens, label, bank, rng, used):
+    lexicon = inflection_lexicon(INFLECTION_LEXICON)
+    foreign = bank.foreign_words.get(label, set())
+    spots = []
+    for i, token in enumerate(tokens):
+        word = token.lower()
+        if word in _FUNCTION_WORDS or word in _SLOT_OF:
+            continue
+        choices = [s for s in lexicon.get(word, ()) if s not in foreign]
+        if choices:
+            spots.append((i, choices))
+    if not spots:
+        return None
+    i, choices = rng.choice(spots)
+    replacement = rng.choice(choices)
+    if tokens[i][:1].isupper():
+        replacement = replacement.capitalize()
+    return tokens[:i] + [replacement] + tokens[i + 1 :]
+
+
 OPERATORS = {
     "splice": _splice,
     "slot": _slot,
@@ -272,19 +358,34 @@ OPERATORS = {
     "describe": _describe,
     "drop": _drop,
     "swap": _swap,
+    "inflect": _inflect,
 }
-# How often each operator is tried: recombination and slots carry most new information.
-OPERATOR_WEIGHTS = {"splice": 4, "slot": 3, "reframe": 2, "label_word": 2, "describe": 3, "drop": 1, "swap": 1}
+# How often each operator is tried by default (a task may set its own: generation.operators).
+# Measured on HWU64 (bench/seed_draws.py, 5 draws): additive, meaning-keeping edits (description
+# words, word forms, neutral framing) carry the gain; edits that cut or reorder seeds (slot,
+# drop, swap) did not help there, so they start at 0 for a task to turn on where they help
+# (entity-heavy text). Swapping words for WordNet synonyms measured negative (wrong senses:
+# "alarm" -> "dismay") and was left out.
+OPERATOR_WEIGHTS = {
+    "describe": 5,
+    "inflect": 3,
+    "reframe": 2,
+    "splice": 1,
+    "label_word": 1,
+    "slot": 0,
+    "drop": 0,
+    "swap": 0,
+}
 
 
-def _one_example(label: str, bank: SeedBank, rng: random.Random) -> tuple[str, str, list[str]] | None:
+def _one_example(label: str, bank: SeedBank, rng: random.Random, weights: dict[str, float]) -> tuple[str, str, list[str]] | None:
     seed_id, tokens = rng.choice(bank.by_label[label])
     used = [seed_id]
     applied = []
     names = list(OPERATORS)
-    weights = [OPERATOR_WEIGHTS[name] for name in names]
+    chances = [weights.get(name, 0) for name in names]
     for _ in range(rng.randint(1, MAX_OPERATORS)):
-        name = rng.choices(names, weights)[0]
+        name = rng.choices(names, chances)[0]
         result = OPERATORS[name](tokens, label, bank, rng, used)
         if result and result != tokens and any(_is_word(t) for t in result):
             tokens = result
@@ -295,7 +396,12 @@ def _one_example(label: str, bank: SeedBank, rng: random.Random) -> tuple[str, s
 
 
 def generate_template_rows(
-    seeds: pd.DataFrame, label_descriptions: dict[str, str], *, per_label: int, rng_seed: int
+    seeds: pd.DataFrame,
+    label_descriptions: dict[str, str],
+    *,
+    per_label: int,
+    rng_seed: int,
+    weights: dict[str, float] | None = None,
 ) -> pd.DataFrame:
     """``per_label`` examples for every label of ``seeds``: text, label, template_id, seed_ids, sample_index.
 
@@ -313,7 +419,7 @@ def generate_template_rows(
         for index in range(per_label):
             example = None
             for _ in range(TRIES_PER_EXAMPLE):
-                example = _one_example(label, bank, rng)
+                example = _one_example(label, bank, rng, weights or OPERATOR_WEIGHTS)
                 if example is not None and normalize_text(example[0]) not in seen:
                     break
             if example is None:
