@@ -53,7 +53,7 @@ def _run_batch(defs, instance, key: str, position: str) -> bool:
         partition_key=key,
         instance=instance,
         raise_on_error=False,
-        run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
         tags={"synth_assets/source": "cli"},
     )
     done = [event.asset_key.to_user_string() for event in result.get_asset_materialization_events()]

@@ -137,6 +137,21 @@ def test_a_bad_answer_becomes_rejected_rows_with_the_raw_text_kept(server, data_
     assert len(result.table) == REQUESTS * PER_REQUEST
 
 
+def test_duplicate_answers_are_caught_by_the_dedup_stage_with_their_partner(server, data_dir, seed_rows, cache):
+    from synth_assets.core.dedup import find_duplicates, references_for_batch
+
+    task = write_llm_task(data_dir, server.base_url, concurrency=1)
+    server.set_faults(duplicate={"first": 1, "style": "identical"})
+    table = _run(task, seed_rows, cache).table
+    empty = pd.DataFrame({"row_id": [], "text": [], "line": []})
+    verdicts = find_duplicates(
+        table, references_for_batch(empty, seed_rows, empty), threshold=0.8, num_perm=128, shingle_chars=5
+    )
+    first_request = verdicts[verdicts["request_key"] == verdicts["request_key"].iloc[0]]
+    assert first_request["dup_status"].tolist()[1:] == ["exact_dup"] * (PER_REQUEST - 1)
+    assert set(first_request["dup_of"].iloc[1:]) == {first_request["row_id"].iloc[0]}
+
+
 def test_an_endpoint_that_keeps_failing_trips_the_breaker_and_keeps_what_was_paid(server, data_dir, seed_rows, cache):
     task = write_llm_task(data_dir, server.base_url, concurrency=1, max_retries=0, circuit_breaker_failures=2)
     server.set_faults(server_error={"match": "Label: play_music"})
