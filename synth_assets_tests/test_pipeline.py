@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from synth_assets.defs.jobs import FACTORY_STAGES
+from synth_assets_tests.conftest import write_csv
 from synth_assets_tests.factory_harness import build_factory
 
 SIDECAR_STAGES = ("gated", "training_set", "heldout_eval")
@@ -140,3 +141,38 @@ def test_a_batch_failing_the_gate_never_reaches_a_training_set(factory, data_dir
     manifest = factory.lake.read_json("training_set", later)
     assert failing not in set(table["source_batch"])
     assert failing in manifest["batches_excluded"] and manifest["batches_included"] == ["home-b1", "home-b3"]
+
+
+def _synthetic_comeback_file(factory, tmp_path, first):
+    unique = factory.lake.read_table("deduplicated", first).query("dup_status == 'unique'").head(3)
+    rows = [(text, label) for text, label in zip(unique["text"], unique["label"])] + [("wake me at a quarter past six", "alarm_set")]
+    return write_csv(tmp_path / "comeback.csv", rows), list(unique["row_id"])
+
+
+def test_seed_rows_copying_earlier_synthetic_rows_are_flagged(factory, tmp_path):
+    first = factory.open("b1")
+    assert factory.run(first).success
+    comeback, synthetic_ids = _synthetic_comeback_file(factory, tmp_path, first)
+    second = factory.open("b2", comeback)
+    assert factory.run(second).success
+    seeds = factory.lake.read_table("seeds", second)
+    assert seeds["synthetic_match"].tolist() == [*synthetic_ids, ""]
+    assert (seeds["synthetic_similarity"].iloc[:3] == 1.0).all()
+    refresh = factory.open("b3")
+    assert factory.run(refresh).success
+    assert (factory.lake.read_table("seeds", refresh)["synthetic_match"] == "").all(), "the task's own seeds are not synthetic"
+
+
+def test_a_task_can_refuse_seed_files_that_copy_synthetic_rows(factory, data_dir, tmp_path):
+    from synth_assets.core.labelled_data import InputFileError
+
+    first = factory.open("b1")
+    assert factory.run(first).success
+    comeback, synthetic_ids = _synthetic_comeback_file(factory, tmp_path, first)
+    task_file = data_dir / "tasks" / "home" / "task.yaml"
+    config = yaml.safe_load(task_file.read_text())
+    config["dedup"] = {"synthetic_in_seeds": "reject"}
+    task_file.write_text(yaml.safe_dump(config))
+    with pytest.raises(InputFileError, match=rf"comeback.csv: 3 row\(s\) copy text this factory generated .*line 2 copies {synthetic_ids[0]}"):
+        factory.open("b2", comeback)
+    assert not factory.instance.has_dynamic_partition("batches", "home-b2")

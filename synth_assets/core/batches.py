@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from synth_assets.core.dedup import synthetic_copies
 from synth_assets.core.hashing import file_sha256
 from synth_assets.core.labelled_data import SUPPORTED_SUFFIXES, InputFileError, read_labelled_file
 from synth_assets.core.lake import Lake
@@ -64,8 +65,45 @@ def key_for_refresh(task: str, when: datetime) -> str:
     return f"{task}-refresh_{when.astimezone(UTC):%Y%m%d_%H%M}"
 
 
-def validate_seed_file(task: TaskConfig, path: Path) -> pd.DataFrame:
-    """Rows of a seed file, or :class:`InputFileError` if it is malformed or copies held-out text."""
+def synthetic_registry(lake: Lake, batches: list[str]) -> pd.DataFrame:
+    """Every text the factory generated in ``batches`` (``row_id, text``), except near-copies of real text.
+
+    Rows that copy a seed or the held-out split are real text coming back, not synthetic text,
+    so they are left out: a refresh batch of the same seeds must not flag itself.
+    """
+    written = [batch for batch in batches if lake.has_table("deduplicated", batch)]
+    return lake.query(
+        "deduplicated",
+        written,
+        "SELECT row_id, text FROM rows WHERE status = 'ok' AND dup_status NOT IN ('copies_seed', 'contaminates_heldout', 'not_checked') "
+        "ORDER BY batch_order, file_row_number",
+        empty_columns=["row_id", "text"],
+    )
+
+
+def with_synthetic_copies(task: TaskConfig, rows: pd.DataFrame, synthetic: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` with ``synthetic_match, synthetic_similarity``; refused whole when the task says so."""
+    settings = task.dedup
+    matches = synthetic_copies(
+        list(rows["text"]), synthetic, threshold=settings.near_dup_threshold, num_perm=settings.num_perm, shingle_chars=settings.shingle_chars
+    )
+    rows = pd.concat([rows.reset_index(drop=True), matches], axis=1)
+    copies = rows[rows["synthetic_match"] != ""]
+    if len(copies) and settings.synthetic_in_seeds == "reject":
+        shown = "; ".join(f"line {line} copies {match} (Jaccard {sim:.2f})" for line, match, sim in copies[["line", "synthetic_match", "synthetic_similarity"]].head(10).itertuples(index=False))
+        raise InputFileError(
+            f"{len(copies)} row(s) copy text this factory generated for task {task.name} ({shown}): synthetic output must "
+            "not come back as real data; remove those rows, or set dedup.synthetic_in_seeds: flag to keep them flagged"
+        )
+    return rows
+
+
+def validate_seed_file(task: TaskConfig, path: Path, synthetic: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Rows of a seed file, or :class:`InputFileError` if it is malformed or copies held-out text.
+
+    With ``synthetic`` (the task's earlier generated rows), rows that copy them are flagged in
+    ``synthetic_match`` / ``synthetic_similarity``, or refused (``dedup.synthetic_in_seeds: reject``).
+    """
     rows = read_labelled_file(path, task.labels)
     heldout = read_labelled_file(task.heldout_path, task.labels, reject_duplicates=False)
     heldout_keys = set(heldout["text"].map(normalize_text))
@@ -76,17 +114,27 @@ def validate_seed_file(task: TaskConfig, path: Path) -> pd.DataFrame:
             f"{path}: {len(leaking)} row(s) copy the held-out split of task {task.name} (lines {lines}); "
             "held-out text must never be a seed: remove those rows"
         )
-    return rows
+    if synthetic is None:
+        return rows
+    try:
+        return with_synthetic_copies(task, rows, synthetic)
+    except InputFileError as error:
+        raise InputFileError(f"{path}: {error}") from None
 
 
-def register_batch(lake: Lake, task: TaskConfig, key: str, source: Path, kind: str) -> BatchRecord:
-    """Validate ``source`` and copy it into the lake as the input of batch ``key`` (idempotent)."""
+def register_batch(
+    lake: Lake, task: TaskConfig, key: str, source: Path, kind: str, earlier: list[str] | None = None
+) -> BatchRecord:
+    """Validate ``source`` and copy it into the lake as the input of batch ``key`` (idempotent).
+
+    ``earlier`` are the task's batches so far: their synthetic rows are what a seed row must not copy.
+    """
     if task_of(key) != task.name:
         raise BatchKeyError(f"batch {key!r} does not belong to task {task.name!r}")
     source = Path(source)
     if source.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise InputFileError(f"{source}: unsupported file type {source.suffix!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}")
-    validate_seed_file(task, source)
+    validate_seed_file(task, source, synthetic_registry(lake, earlier or []))
     input_path = lake.root / REGISTRY / f"{key}{source.suffix.lower()}"
     digest = file_sha256(source)
     if lake.sidecar_path(REGISTRY, key).is_file():
@@ -128,9 +176,12 @@ def is_registered(lake: Lake, key: str) -> bool:
     return lake.sidecar_path(REGISTRY, key).is_file()
 
 
-def seed_table(task: TaskConfig, batch: BatchRecord) -> pd.DataFrame:
-    """The ``seeds`` partition of a registered batch: its validated rows with provenance."""
-    rows = validate_seed_file(task, batch.input_path)
+def seed_table(task: TaskConfig, batch: BatchRecord, synthetic: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The ``seeds`` partition of a registered batch: its validated rows with provenance.
+
+    ``synthetic``: the generated rows of the batches before this one, to flag seed rows copying them.
+    """
+    rows = validate_seed_file(task, batch.input_path, synthetic if synthetic is not None else pd.DataFrame(columns=["row_id", "text"]))
     return pd.DataFrame(
         {
             "seed_id": [f"{batch.key}:{line}" for line in rows["line"]],
@@ -139,6 +190,8 @@ def seed_table(task: TaskConfig, batch: BatchRecord) -> pd.DataFrame:
             "label": rows["label"],
             "source_file": Path(batch.source).name,
             "line": rows["line"],
+            "synthetic_match": rows["synthetic_match"],
+            "synthetic_similarity": rows["synthetic_similarity"],
         }
     )
 

@@ -167,6 +167,24 @@ def references_for_batch(heldout: pd.DataFrame, seeds: pd.DataFrame, earlier_uni
     ]
 
 
+def synthetic_copies(texts: list[str], synthetic: pd.DataFrame, *, threshold: float, num_perm: int, shingle_chars: int) -> pd.DataFrame:
+    """For each of ``texts``, the earlier synthetic row it copies or nearly copies: ``synthetic_match, synthetic_similarity``.
+
+    ``synthetic`` has ``row_id, text`` of rows the factory generated. A match is the signal of a
+    model-collapse loop: synthetic output coming back as "real" input. No match: empty id, 0.0.
+    """
+    candidates = pd.DataFrame({"row_id": [f"incoming:{i}" for i in range(len(texts))], "text": texts, "status": "ok"})
+    reference = Reference(list(synthetic["row_id"]), list(synthetic["text"]), "exact_dup")
+    verdicts = find_duplicates(candidates, [reference], threshold=threshold, num_perm=num_perm, shingle_chars=shingle_chars)
+    hit = verdicts["dup_of"].isin(set(reference.ids))
+    return pd.DataFrame(
+        {
+            "synthetic_match": verdicts["dup_of"].where(hit, ""),
+            "synthetic_similarity": verdicts["dup_similarity"].where(hit, 0.0).astype("float64"),
+        }
+    )
+
+
 def duplicate_pairs(verdicts: pd.DataFrame, references: list[Reference], limit: int) -> pd.DataFrame:
     """Rejected rows side by side with the text they duplicate, for a person to eyeball."""
     text_of = {row_id: text for reference in references for row_id, text in zip(reference.ids, reference.texts)}

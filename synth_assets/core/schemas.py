@@ -84,6 +84,8 @@ def seeds_schema(labels: Iterable[str]) -> pa.DataFrameSchema:
             "label": _label(labels),
             "source_file": _text(non_empty=True),
             "line": pa.Column("int64", checks=pa.Check.ge(1)),
+            "synthetic_match": _text(),
+            "synthetic_similarity": pa.Column(float, checks=pa.Check.in_range(0.0, 1.0)),
         },
         strict=True,
         name="seeds",

@@ -7,7 +7,7 @@ from synth_assets.core.labelled_data import InputFileError
 from synth_assets.core.task_config import TaskConfigError
 from synth_assets.defs.jobs import factory_job
 from synth_assets.defs.llm_batches import uses_batch_api
-from synth_assets.defs.partitions import BATCHES, batches
+from synth_assets.defs.partitions import BATCHES, batches, task_batches
 from synth_assets.defs.resources import FactoryResource
 
 
@@ -27,7 +27,7 @@ def incoming_seed_files(context: dg.SensorEvaluationContext, factory: FactoryRes
             key = key_for_file(task_name, path)
             if key in known or key in new_keys:
                 continue
-            register_batch(lake, task, key, path, "seed_file")
+            register_batch(lake, task, key, path, "seed_file", task_batches(context.instance, task_name))
         except (InputFileError, BatchKeyError, TaskConfigError) as exc:
             problems.append(str(exc))
             context.log.error(f"skipped {path}: {exc}")
