@@ -113,3 +113,18 @@ def test_duplicate_pairs_show_both_texts():
     assert pairs.to_dict("records") == [
         {"verdict": "exact_dup", "text": "play jazz now!", "duplicates": "play jazz now", "matched_id": "r0", "jaccard": 1.0}
     ]
+
+
+def test_collapse_needs_history_before_it_judges():
+    from synth_assets.core.dedup import collapse_signal
+
+    looks_normal, why = collapse_signal(0.9, [0.05, 0.06])
+    assert looks_normal and "3 are needed" in why
+
+
+def test_a_duplicate_rate_well_above_the_history_is_a_collapse_signal():
+    from synth_assets.core.dedup import collapse_signal
+
+    assert collapse_signal(0.12, [0.05, 0.06, 0.04, 0.05])[0]
+    looks_normal, why = collapse_signal(0.40, [0.05, 0.06, 0.04, 0.05])
+    assert not looks_normal and "may be collapsing" in why and "mean 0.050 over 4 batches" in why

@@ -13,7 +13,11 @@ EXPECTED_GRAPH = {
     "training_set": ["gated"],
     "heldout_eval": ["training_set"],
 }
-EXPECTED_CHECKS = {("gated", "gate_passed", True), ("heldout_eval", "beats_seeds_only", False)}
+EXPECTED_CHECKS = {
+    ("deduplicated", "duplicate_rate_within_history", False),
+    ("gated", "gate_passed", True),
+    ("heldout_eval", "beats_seeds_only", False),
+}
 
 
 @pytest.fixture

@@ -128,7 +128,7 @@ def test_a_batch_failing_the_gate_never_reaches_a_training_set(factory, data_dir
     failing = factory.open("b2")
     result = factory.run(failing)
     gate_check = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert gate_check == {"gate_passed": False}
+    assert gate_check == {"duplicate_rate_within_history": True, "gate_passed": False}
     assert _materialized(result) == ["deduplicated", "gated", "generated", "seeds"], "blocking check must stop the run"
     verdict = factory.lake.read_json("gated", failing)
     assert not verdict["passed"] and "yield 0.000 is below gate.yield_floor" in verdict["failures"][0]

@@ -185,6 +185,26 @@ def synthetic_copies(texts: list[str], synthetic: pd.DataFrame, *, threshold: fl
     )
 
 
+# A batch's duplicate rate is a collapse signal when it rises above the task's history by more
+# than COLLAPSE_SDS standard deviations and at least COLLAPSE_MIN_RISE, once there is enough history.
+COLLAPSE_MIN_HISTORY = 3
+COLLAPSE_SDS = 3.0
+COLLAPSE_MIN_RISE = 0.1
+
+
+def collapse_signal(rate: float, history: list[float]) -> tuple[bool, str]:
+    """(looks normal, why): is this batch's duplicate rate in line with the task's earlier batches?"""
+    if len(history) < COLLAPSE_MIN_HISTORY:
+        return True, f"{len(history)} earlier batch(es); {COLLAPSE_MIN_HISTORY} are needed to judge a rise"
+    mean = float(np.mean(history))
+    ceiling = mean + max(COLLAPSE_SDS * float(np.std(history, ddof=1)), COLLAPSE_MIN_RISE)
+    verdict = "within" if rate <= ceiling else "above"
+    return rate <= ceiling, (
+        f"duplicate rate {rate:.3f} is {verdict} the task's history (mean {mean:.3f} over {len(history)} batches, "
+        f"ceiling {ceiling:.3f}){'' if rate <= ceiling else ': the generator may be collapsing onto repeats'}"
+    )
+
+
 def duplicate_pairs(verdicts: pd.DataFrame, references: list[Reference], limit: int) -> pd.DataFrame:
     """Rejected rows side by side with the text they duplicate, for a person to eyeball."""
     text_of = {row_id: text for reference in references for row_id, text in zip(reference.ids, reference.texts)}

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from synth_assets.core.dedup import duplicate_pairs, find_duplicates, references_for_batch
+from synth_assets.core.dedup import collapse_signal, duplicate_pairs, find_duplicates, references_for_batch
 from synth_assets.core.labelled_data import read_labelled_file
 from synth_assets.core.schemas import deduplicated_schema
 from synth_assets.defs.generated import generated
@@ -11,6 +11,11 @@ from synth_assets.defs.publishing import counts_table, publish, stage_code_versi
 from synth_assets.defs.resources import FactoryResource
 
 DEDUP_VERSION = "2026.11.1"
+COLLAPSE_CHECK = "duplicate_rate_within_history"
+HISTORY_SQL = (
+    "SELECT batch, avg(CASE WHEN dup_status IN ('exact_dup', 'near_dup') THEN 1.0 ELSE 0.0 END) AS rate "
+    "FROM rows GROUP BY batch, batch_order ORDER BY batch_order"
+)
 PAIRS_SHOWN = 20
 
 
@@ -20,6 +25,13 @@ PAIRS_SHOWN = 20
     group_name="factory",
     kinds={"parquet", "duckdb"},
     code_version=stage_code_version(DEDUP_VERSION, "dedup"),
+    check_specs=[
+        dg.AssetCheckSpec(
+            COLLAPSE_CHECK,
+            asset="deduplicated",
+            description="Warns when a batch's duplicate rate rises well above the task's earlier batches (collapse).",
+        )
+    ],
     description="Generated rows with exact/near-duplicate verdicts (dup_status, dup_of, dup_similarity).",
 )
 def deduplicated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.MaterializeResult:
@@ -49,6 +61,16 @@ def deduplicated(context: dg.AssetExecutionContext, factory: FactoryResource) ->
     statuses = table["dup_status"].value_counts().to_dict()
     attempted = max(len(table), 1)
     context.log.info(f"{batch}: {statuses} against {sum(len(r.ids) for r in references)} earlier texts")
+    duplicate_rate = (statuses.get("exact_dup", 0) + statuses.get("near_dup", 0)) / attempted
+    history = lake.query("deduplicated", so_far[:-1], HISTORY_SQL, empty_columns=["batch", "rate"])
+    in_line, why = collapse_signal(duplicate_rate, [float(rate) for rate in history["rate"]])
+    collapse_check = dg.AssetCheckResult(
+        check_name=COLLAPSE_CHECK,
+        passed=in_line,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=why,
+        metadata={"duplicate_rate": round(duplicate_rate, 4), "history_batches": len(history)},
+    )
     return publish(
         lake,
         "deduplicated",
@@ -67,4 +89,5 @@ def deduplicated(context: dg.AssetExecutionContext, factory: FactoryResource) ->
             "verdicts": counts_table(statuses, "dup_status"),
         },
         sample=duplicate_pairs(table, references, PAIRS_SHOWN),
+        check_results=[collapse_check],
     )
