@@ -36,7 +36,7 @@ def run_draw(task, pool: pd.DataFrame, heldout: pd.DataFrame, draw: int, per_lab
     seeds = pd.DataFrame(
         {"seed_id": [f"draw{draw}:{i}" for i in range(len(sample))], "text": sample["text"], "label": sample["label"]}
     )
-    accepted, earlier_unique, yields = [], pd.DataFrame(columns=["row_id", "text"]), []
+    accepted, earlier_unique, yields = [], pd.DataFrame(columns=["row_id", "text", "label"]), []
     for number in range(1, batches + 1):
         batch = f"{task.name}-draw{draw}_{number}"
         generated = generate_batch(task, batch, seeds.assign(batch=batch)).table
@@ -51,7 +51,7 @@ def run_draw(task, pool: pd.DataFrame, heldout: pd.DataFrame, draw: int, per_lab
         gated = apply_filters(verdicts, task.gate)
         verdict = batch_verdict(gated, task.gate)
         yields.append(verdict["yield"])
-        earlier_unique = pd.concat([earlier_unique, verdicts.loc[verdicts["dup_status"] == "unique", ["row_id", "text"]]])
+        earlier_unique = pd.concat([earlier_unique, verdicts.loc[verdicts["dup_status"] == "unique", ["row_id", "text", "label"]]])
         if verdict["passed"]:
             accepted.append(gated[gated["accepted"]].assign(batch_order=number - 1))
     pool_rows = pd.concat(accepted, ignore_index=True)

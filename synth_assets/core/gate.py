@@ -39,11 +39,11 @@ def _status_filter(status: str) -> RowFilter:
     return RowFilter(reason=status, rejects=lambda rows: rows["status"] == status, detail=lambda row: row["error"] or status)
 
 
-def _dup_filter(status: str, what: str) -> RowFilter:
+def _dup_filter(status: str, what: str, measure: str = "Jaccard") -> RowFilter:
     return RowFilter(
         reason=status,
         rejects=lambda rows: rows["dup_status"] == status,
-        detail=lambda row: f"{what} {row['dup_of']} (Jaccard {row['dup_similarity']:.2f})",
+        detail=lambda row: f"{what} {row['dup_of']} ({measure} {row['dup_similarity']:.2f})",
     )
 
 
@@ -72,6 +72,7 @@ def row_filters(config: GateConfig) -> list[RowFilter]:
         _dup_filter("copies_seed", "copies the seed"),
         _dup_filter("exact_dup", "exact duplicate of"),
         _dup_filter("near_dup", "near duplicate of"),
+        _dup_filter("semantic_dup", "says the same as", "cosine"),
     ]
 
 
@@ -94,7 +95,7 @@ def batch_verdict(gated: pd.DataFrame, config: GateConfig) -> dict:
     accepted = int(gated["accepted"].sum())
     attempted_labels = sorted(gated["label"].unique())
     covered = sorted(gated.loc[gated["accepted"], "label"].unique())
-    duplicates = int(gated["dup_status"].isin(["exact_dup", "near_dup"]).sum())
+    duplicates = int(gated["dup_status"].isin(["exact_dup", "near_dup", "semantic_dup"]).sum())
     yield_rate = accepted / attempted if attempted else 0.0
     coverage = len(covered) / len(attempted_labels) if attempted_labels else 0.0
     near_dup_rate = duplicates / attempted if attempted else 0.0

@@ -15,7 +15,7 @@ from pandera.errors import SchemaErrors
 
 # Every stage's dup verdicts and gate reasons come from these fixed vocabularies, so a typo in
 # code cannot invent a reason that reports and checks would not count.
-DUP_STATUSES = ("unique", "exact_dup", "near_dup", "copies_seed", "contaminates_heldout", "not_checked")
+DUP_STATUSES = ("unique", "exact_dup", "near_dup", "semantic_dup", "copies_seed", "contaminates_heldout", "not_checked")
 # Why an attempt produced no usable example (see core/llm_generator.py); "ok" means it did.
 GENERATION_FAILURES = (
     "request_failed",

@@ -82,6 +82,9 @@ class DedupConfig(_Strict):
     near_dup_threshold: float = Field(0.8, gt=0.0, le=1.0, description="Jaccard of character shingles")
     shingle_chars: int = Field(5, ge=2, le=12)
     num_perm: int = Field(128, ge=16, le=1024)
+    semantic_threshold: float | None = Field(
+        None, gt=0.0, le=1.0, description="cosine at which a same-label paraphrase is a duplicate; null = off"
+    )
     synthetic_in_seeds: Literal["flag", "reject"] = Field(
         "flag", description="incoming real seed rows that copy earlier synthetic rows: flag them, or refuse the file"
     )

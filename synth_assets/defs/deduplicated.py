@@ -2,7 +2,14 @@
 
 import dagster as dg
 
-from synth_assets.core.dedup import collapse_signal, duplicate_pairs, find_duplicates, references_for_batch
+from synth_assets.core.dedup import (
+    collapse_signal,
+    duplicate_pairs,
+    find_duplicates,
+    references_for_batch,
+    semantic_duplicates,
+)
+from synth_assets.core.embeddings import load_static_model
 from synth_assets.core.labelled_data import read_labelled_file
 from synth_assets.core.schemas import deduplicated_schema
 from synth_assets.defs.generated import generated
@@ -12,8 +19,9 @@ from synth_assets.defs.resources import FactoryResource
 
 DEDUP_VERSION = "2026.11.1"
 COLLAPSE_CHECK = "duplicate_rate_within_history"
+DUPLICATE_STATUSES = ("exact_dup", "near_dup", "semantic_dup")
 HISTORY_SQL = (
-    "SELECT batch, avg(CASE WHEN dup_status IN ('exact_dup', 'near_dup') THEN 1.0 ELSE 0.0 END) AS rate "
+    "SELECT batch, avg(CASE WHEN dup_status IN ('exact_dup', 'near_dup', 'semantic_dup') THEN 1.0 ELSE 0.0 END) AS rate "
     "FROM rows GROUP BY batch, batch_order ORDER BY batch_order"
 )
 PAIRS_SHOWN = 20
@@ -41,12 +49,12 @@ def deduplicated(context: dg.AssetExecutionContext, factory: FactoryResource) ->
     so_far = batches_up_to(context.instance, batch)
     references = references_for_batch(
         heldout=read_labelled_file(task.heldout_path, task.labels, reject_duplicates=False),
-        seeds=lake.query("seeds", so_far, "SELECT seed_id, text FROM rows ORDER BY batch_order, file_row_number"),
+        seeds=lake.query("seeds", so_far, "SELECT seed_id, text, label FROM rows ORDER BY batch_order, file_row_number"),
         earlier_unique=lake.query(
             "deduplicated",
             so_far[:-1],
-            "SELECT row_id, text FROM rows WHERE dup_status = 'unique' ORDER BY batch_order, file_row_number",
-            empty_columns=["row_id", "text"],
+            "SELECT row_id, text, label FROM rows WHERE dup_status = 'unique' ORDER BY batch_order, file_row_number",
+            empty_columns=["row_id", "text", "label"],
         ),
     )
     candidates = lake.read_table("generated", batch)
@@ -58,10 +66,13 @@ def deduplicated(context: dg.AssetExecutionContext, factory: FactoryResource) ->
         num_perm=settings.num_perm,
         shingle_chars=settings.shingle_chars,
     )
+    if settings.semantic_threshold is not None:
+        model = load_static_model(str(factory.semantic_model_dir))
+        table = semantic_duplicates(table, references, model.encode, settings.semantic_threshold)
     statuses = table["dup_status"].value_counts().to_dict()
     attempted = max(len(table), 1)
     context.log.info(f"{batch}: {statuses} against {sum(len(r.ids) for r in references)} earlier texts")
-    duplicate_rate = (statuses.get("exact_dup", 0) + statuses.get("near_dup", 0)) / attempted
+    duplicate_rate = sum(statuses.get(status, 0) for status in DUPLICATE_STATUSES) / attempted
     history = lake.query("deduplicated", so_far[:-1], HISTORY_SQL, empty_columns=["batch", "rate"])
     in_line, why = collapse_signal(duplicate_rate, [float(rate) for rate in history["rate"]])
     collapse_check = dg.AssetCheckResult(
@@ -80,6 +91,7 @@ def deduplicated(context: dg.AssetExecutionContext, factory: FactoryResource) ->
         {
             "exact_dup_rate": round(statuses.get("exact_dup", 0) / attempted, 4),
             "near_dup_rate": round(statuses.get("near_dup", 0) / attempted, 4),
+            "semantic_dup_rate": round(statuses.get("semantic_dup", 0) / attempted, 4),
             "copies_seed": statuses.get("copies_seed", 0),
             "contaminates_heldout": statuses.get("contaminates_heldout", 0),
             "unique": statuses.get("unique", 0),

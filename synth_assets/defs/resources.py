@@ -46,6 +46,11 @@ class FactoryResource(dg.ConfigurableResource):
         return Lake(self.root / "lake")
 
     @property
+    def semantic_model_dir(self) -> Path:
+        """The static embedding model for ``dedup.semantic_threshold`` (``fetch-semantic-model`` puts it there)."""
+        return self.root / "models" / "potion-base-8M"
+
+    @property
     def llm_cache_path(self) -> Path:
         return self.root / "cache" / "llm_responses.sqlite"
 
