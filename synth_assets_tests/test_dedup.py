@@ -1,18 +1,10 @@
 """Duplicates are found with their partners; held-out copies count as contamination."""
 
+import numpy as np
 import pandas as pd
-from datasketch import MinHash
 
-from synth_assets.core.dedup import (
-    Reference,
-    _signatures,
-    candidate_probability,
-    duplicate_pairs,
-    find_duplicates,
-    jaccard,
-    lsh_bands,
-    shingles,
-)
+from synth_assets.core.dedup import Reference, dedup_batch, duplicate_pairs, find_duplicates, signatures_of
+from synth_assets.core.minhash import candidate_probability, lsh_bands, signatures
 from synth_assets.core.text import normalize_text
 
 SETTINGS = {"threshold": 0.8, "num_perm": 128, "shingle_chars": 5}
@@ -84,14 +76,19 @@ def test_non_latin_and_long_texts_are_handled():
     assert verdicts == [("unique", ""), ("exact_dup", "r0"), ("unique", ""), ("near_dup", "r2")]
 
 
-def test_signatures_agree_with_datasketch_updated_one_shingle_at_a_time():
-    texts = ["set an alarm for seven", "what is the weather", "play music"]
-    sets = [shingles(normalize_text(t), 5) for t in texts]
-    for shingle_set, bulk in zip(sets, _signatures(sets, 128)):
-        single = MinHash(num_perm=128, seed=1)
-        for shingle in sorted(shingle_set):
-            single.update(shingle.encode("utf-8"))
-        assert (single.hashvalues == bulk.hashvalues).all()
+def test_stored_signatures_stand_in_for_the_text_of_earlier_rows():
+    earlier = ["play some relaxing piano music", "turn off all the lights in the kitchen"]
+    _, stored = dedup_batch(_candidates(*earlier), [], **SETTINGS)
+    assert signatures_of(stored, 128).tobytes() == signatures([normalize_text(t) for t in earlier], 128, 5).tobytes()
+    # The index is loaded from the stored signatures; verification still reads the texts.
+    reference = Reference(list(stored["row_id"]), earlier, "exact_dup", signatures=signatures_of(stored, 128))
+    assert _verdicts(_candidates("play some relaxing piano music now"), [reference]) == [("near_dup", "r0")]
+
+
+def test_only_unique_rows_have_their_signatures_stored():
+    table, stored = dedup_batch(_candidates("play jazz", "play jazz", "turn the lights off"), [], **SETTINGS)
+    assert list(stored["row_id"]) == list(table.loc[table["dup_status"] == "unique", "row_id"])
+    assert np.asarray(signatures_of(stored, 128)).shape == (2, 128)
 
 
 def test_lsh_bands_reach_the_recall_target_at_the_threshold():
@@ -99,11 +96,6 @@ def test_lsh_bands_reach_the_recall_target_at_the_threshold():
         bands, rows = lsh_bands(threshold, 128)
         assert bands * rows <= 128
         assert candidate_probability(threshold, bands, rows) >= 0.99
-
-
-def test_short_texts_are_one_shingle():
-    assert shingles("hi", 5) == {"hi"}
-    assert jaccard({"a"}, {"a"}) == 1.0
 
 
 def test_duplicate_pairs_show_both_texts():

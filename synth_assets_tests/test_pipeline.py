@@ -176,3 +176,15 @@ def test_a_task_can_refuse_seed_files_that_copy_synthetic_rows(factory, data_dir
     with pytest.raises(InputFileError, match=rf"comeback.csv: 3 row\(s\) copy text this factory generated .*line 2 copies {synthetic_ids[0]}"):
         factory.open("b2", comeback)
     assert not factory.instance.has_dynamic_partition("batches", "home-b2")
+
+
+def test_the_second_batch_loads_the_first_batchs_signatures_instead_of_hashing_its_text(factory, two_batches):
+    import dagster as dg
+
+    first, second = two_batches
+    stored = factory.lake.read_table("dedup_signatures", first)
+    unique_first = factory.lake.read_table("deduplicated", first).query("dup_status == 'unique'")
+    assert list(stored["row_id"]) == list(unique_first["row_id"])
+    event = factory.instance.get_latest_materialization_event(dg.AssetKey("deduplicated"))
+    assert event.dagster_event.partition == second
+    assert event.asset_materialization.metadata["signatures_loaded"].value == len(stored) > 0

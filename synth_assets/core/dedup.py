@@ -8,9 +8,12 @@ Order of precedence (first match wins, and the verdict names the row matched):
    this batch (first occurrence in partition order wins).
 
 Exact: equal normalised text (see :mod:`synth_assets.core.text`). Near: MinHash over character
-k-shingles of the normalised text with datasketch's LSH for candidates, each candidate verified
-with the exact Jaccard of the shingle sets before a row is rejected, so LSH false positives never
-reject a row.
+k-shingles of the normalised text and band-sort LSH for candidates (the vectorised engine of
+:mod:`synth_assets.core.minhash`, whose signatures are bit-identical to datasketch's), each
+candidate verified with the exact Jaccard of the shingle sets before a row is rejected, so LSH
+false positives never reject a row. Signatures of each batch's unique rows are kept in the lake
+(``dedup_signatures/<batch>.parquet``), so later batches load the cross-batch index instead of
+hashing earlier text again.
 """
 
 from __future__ import annotations
@@ -19,34 +22,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from datasketch import MinHash, MinHashLSH
 
+from synth_assets.core import minhash
 from synth_assets.core.text import normalize_text
-
-# Fixed so that signatures, and therefore verdicts, are identical across processes and machines.
-MINHASH_SEED = 1
-# LSH only proposes candidates and every candidate is verified exactly, so a false positive costs
-# one set intersection while a false negative lets a duplicate through: tune for recall.
-LSH_TARGET_RECALL = 0.99
-
-
-def candidate_probability(similarity: float, bands: int, rows: int) -> float:
-    """Chance that two texts of this Jaccard similarity share at least one LSH band."""
-    return 1.0 - (1.0 - similarity**rows) ** bands
-
-
-def lsh_bands(threshold: float, num_perm: int, target_recall: float = LSH_TARGET_RECALL) -> tuple[int, int]:
-    """(bands, rows per band) that reach ``target_recall`` at ``threshold`` with the fewest false candidates.
-
-    More rows per band make a band harder to share, so the largest ``rows`` that still reaches the
-    recall target generates the fewest candidates below the threshold.
-    """
-    for rows in range(num_perm, 0, -1):
-        bands = num_perm // rows
-        if candidate_probability(threshold, bands, rows) >= target_recall:
-            return bands, rows
-    return num_perm, 1
-
 
 @dataclass(frozen=True)
 class Reference:
@@ -56,120 +34,155 @@ class Reference:
     texts: list[str]
     verdict: str  # contaminates_heldout | copies_seed | exact_dup (near matches become near_dup)
     labels: list[str] | None = None  # needed by the semantic pass, which compares within a label only
-
-
-def shingles(normalized: str, size: int) -> set[str]:
-    """Character k-shingles; a text shorter than ``size`` is its own single shingle."""
-    if len(normalized) <= size:
-        return {normalized}
-    return {normalized[start : start + size] for start in range(len(normalized) - size + 1)}
-
-
-def jaccard(left: set[str], right: set[str]) -> float:
-    return len(left & right) / len(left | right) if left or right else 1.0
-
-
-def _signatures(shingle_sets: list[set[str]], num_perm: int) -> list[MinHash]:
-    encoded = [[shingle.encode("utf-8") for shingle in sorted(item)] for item in shingle_sets]
-    return list(MinHash.bulk(encoded, num_perm=num_perm, seed=MINHASH_SEED)) if encoded else []
-
-
-class _Index:
-    """Exact keys and an LSH over every text accepted as unique so far, with its verdict class."""
-
-    def __init__(self, threshold: float, num_perm: int, shingle_chars: int):
-        self.threshold = threshold
-        self.num_perm = num_perm
-        self.shingle_chars = shingle_chars
-        self.lsh = MinHashLSH(num_perm=num_perm, params=lsh_bands(threshold, num_perm))
-        self.exact: dict[str, str] = {}
-        self.entries: dict[str, tuple[set[str], str]] = {}
-
-    def add_many(self, ids: list[str], normalized: list[str], verdict: str) -> None:
-        sets = [shingles(text, self.shingle_chars) for text in normalized]
-        for row_id, text, shingle_set, signature in zip(ids, normalized, sets, _signatures(sets, self.num_perm)):
-            self.add(row_id, text, shingle_set, signature, verdict)
-
-    def add(self, row_id: str, text: str, shingle_set: set[str], signature: MinHash, verdict: str) -> None:
-        if row_id in self.entries:
-            return
-        self.exact.setdefault(text, row_id)
-        self.entries[row_id] = (shingle_set, verdict)
-        self.lsh.insert(row_id, signature)
-
-    def match(self, text: str, shingle_set: set[str], signature: MinHash) -> tuple[str, str, float] | None:
-        """(verdict, matched id, similarity) of the strongest earlier match, or None."""
-        if text in self.exact:
-            matched = self.exact[text]
-            return self.entries[matched][1], matched, 1.0
-        best: tuple[int, float, str, str] | None = None
-        for candidate in self.lsh.query(signature):
-            candidate_set, verdict = self.entries[candidate]
-            similarity = jaccard(shingle_set, candidate_set)
-            if similarity >= self.threshold:
-                rank = (_PRIORITY[verdict], -similarity, candidate, verdict)
-                if best is None or rank < best:
-                    best = rank
-        if best is None:
-            return None
-        _, negative_similarity, matched, verdict = best
-        return ("near_dup" if verdict == "exact_dup" else verdict), matched, -negative_similarity
+    signatures: np.ndarray | None = None  # stored MinHash rows of ``texts``; computed when absent
 
 
 _PRIORITY = {"contaminates_heldout": 0, "copies_seed": 1, "exact_dup": 2}
 
 
-def find_duplicates(
-    candidates: pd.DataFrame,
-    references: list[Reference],
-    *,
-    threshold: float,
-    num_perm: int,
-    shingle_chars: int,
-) -> pd.DataFrame:
-    """``candidates`` with ``norm_key, dup_status, dup_of, dup_similarity`` added.
+def signature_settings(num_perm: int, shingle_chars: int) -> str:
+    """What a stored signature was made with; a signature made otherwise is never reused."""
+    return f"perm{num_perm}-shingle{shingle_chars}-seed{minhash.MINHASH_SEED}"
 
-    ``candidates`` needs ``row_id, text, status`` in partition order; rows whose generation
-    failed are ``not_checked``. ``references`` are earlier texts (held-out, seeds, unique rows
-    of earlier batches); later candidates are also compared with earlier unique candidates.
-    """
-    index = _Index(threshold, num_perm, shingle_chars)
-    for reference in references:
-        index.add_many(reference.ids, [normalize_text(text) for text in reference.texts], reference.verdict)
 
-    normalized = [normalize_text(text) for text in candidates["text"]]
-    checkable = (candidates["status"] == "ok").to_numpy() & np.array([bool(text) for text in normalized], dtype=bool)
-    sets = [shingles(text, shingle_chars) for text in normalized]
-    checkable_positions = np.flatnonzero(checkable)
-    signatures = dict(zip(checkable_positions, _signatures([sets[i] for i in checkable_positions], num_perm)))
-
-    statuses, dup_of, similarity = [], [], []
-    for position, row_id in enumerate(candidates["row_id"]):
-        if not checkable[position]:
-            statuses.append("not_checked"), dup_of.append(""), similarity.append(0.0)
-            continue
-        found = index.match(normalized[position], sets[position], signatures[position])
-        if found is None:
-            index.add(row_id, normalized[position], sets[position], signatures[position], "exact_dup")
-            statuses.append("unique"), dup_of.append(""), similarity.append(0.0)
-        else:
-            statuses.append(found[0]), dup_of.append(found[1]), similarity.append(round(float(found[2]), 4))
-    return candidates.assign(
-        norm_key=normalized, dup_status=statuses, dup_of=dup_of, dup_similarity=np.array(similarity, dtype="float64")
+def signature_table(row_ids, signatures: np.ndarray, shingle_chars: int) -> pd.DataFrame:
+    """Signatures as a lake table: ``row_id``, the row's MinHash values as bytes, and their settings."""
+    return pd.DataFrame(
+        {
+            "row_id": list(row_ids),
+            "signature": pd.Series([row.tobytes() for row in np.ascontiguousarray(signatures)], dtype=object),
+            "settings": signature_settings(signatures.shape[1], shingle_chars),
+        }
     )
 
 
-def references_for_batch(heldout: pd.DataFrame, seeds: pd.DataFrame, earlier_unique: pd.DataFrame) -> list[Reference]:
+def signatures_of(table: pd.DataFrame, num_perm: int) -> np.ndarray:
+    """The inverse of :func:`signature_table`: an ``(n, num_perm)`` uint32 array."""
+    if table.empty:
+        return np.zeros((0, num_perm), dtype=np.uint32)
+    return np.frombuffer(b"".join(table["signature"]), dtype=np.uint32).reshape(len(table), num_perm)
+
+
+def stored_signatures(row_ids: list[str], texts: list[str], stored: pd.DataFrame, num_perm: int, shingle_chars: int) -> np.ndarray:
+    """Signatures of ``row_ids`` from ``stored`` (a signature table), computed from ``texts`` where none is stored.
+
+    A batch written before signatures were kept, or one whose settings changed, costs a
+    recomputation instead of a wrong index.
+    """
+    usable = stored[stored["settings"] == signature_settings(num_perm, shingle_chars)]
+    by_id = dict(zip(usable["row_id"], usable["signature"]))
+    width = num_perm * np.dtype(np.uint32).itemsize
+    missing = [i for i, row_id in enumerate(row_ids) if len(by_id.get(row_id, b"")) != width]
+    result = np.zeros((len(row_ids), num_perm), dtype=np.uint32)
+    present = [i for i in range(len(row_ids)) if i not in set(missing)]
+    if present:
+        result[present] = np.frombuffer(b"".join(by_id[row_ids[i]] for i in present), dtype=np.uint32).reshape(len(present), num_perm)
+    if missing:
+        result[missing] = minhash.signatures([normalize_text(texts[i]) for i in missing], num_perm, shingle_chars)
+    return result
+
+
+def _matches(pairs: np.ndarray, similarity: np.ndarray, count: int) -> list[list[tuple[int, float]]]:
+    """Per left row, its verified (right row, similarity) partners."""
+    found: list[list[tuple[int, float]]] = [[] for _ in range(count)]
+    for (left, right), value in zip(pairs.tolist(), similarity.tolist()):
+        found[left].append((right, value))
+    return found
+
+
+def dedup_batch(
+    candidates: pd.DataFrame, references: list[Reference], *, threshold: float, num_perm: int, shingle_chars: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(``candidates`` with ``norm_key, dup_status, dup_of, dup_similarity``, signatures of its unique rows).
+
+    ``candidates`` needs ``row_id, text, status`` in partition order; rows whose generation
+    failed, or whose text normalises to nothing, are ``not_checked``. ``references`` are earlier
+    texts (held-out, seeds, unique rows of earlier batches); later candidates are also compared
+    with earlier unique candidates.
+    """
+    normalized = [normalize_text(text) for text in candidates["text"]]
+    checkable = np.flatnonzero((candidates["status"] == "ok").to_numpy() & np.array([bool(t) for t in normalized], dtype=bool))
+    texts = [normalized[i] for i in checkable]
+    row_ids = candidates["row_id"].to_numpy()[checkable]
+    sigs = minhash.signatures(texts, num_perm, shingle_chars)
+
+    ref_ids = [row_id for ref in references for row_id in ref.ids]
+    ref_texts = [normalize_text(text) for ref in references for text in ref.texts]
+    ref_class = [ref.verdict for ref in references for _ in ref.ids]
+    ref_sigs = np.concatenate(
+        [
+            ref.signatures if ref.signatures is not None else minhash.signatures([normalize_text(t) for t in ref.texts], num_perm, shingle_chars)
+            for ref in references
+        ]
+        or [np.zeros((0, num_perm), dtype=np.uint32)]
+    )
+    exact_reference: dict[str, int] = {}
+    for index, text in enumerate(ref_texts):
+        exact_reference.setdefault(text, index)
+
+    bands, rows = minhash.lsh_bands(threshold, num_perm)
+    pairs = minhash.query_pairs(ref_sigs, sigs, bands, rows) if len(ref_ids) and len(texts) else np.zeros((0, 2), np.int64)
+    pairs, similarity = minhash.verify_pairs(pairs, sigs, texts, shingle_chars, threshold, right_sigs=ref_sigs, right_texts=ref_texts)
+    reference_matches = _matches(pairs, similarity, len(texts))
+    pairs, similarity = minhash.verify_pairs(minhash.lsh_candidate_pairs(sigs, bands, rows), sigs, texts, shingle_chars, threshold)
+    # Within the batch a row can only repeat an earlier one: keep (later, earlier) pairs.
+    batch_matches = _matches(np.sort(pairs, axis=1)[:, ::-1], similarity, len(texts))
+
+    statuses = np.full(len(candidates), "not_checked", dtype=object)
+    dup_of = np.full(len(candidates), "", dtype=object)
+    scores = np.zeros(len(candidates), dtype="float64")
+    exact_batch: dict[str, int] = {}
+    kept = np.zeros(len(texts), dtype=bool)
+    for k, position in enumerate(checkable):
+        text = texts[k]
+        if text in exact_reference:
+            index = exact_reference[text]
+            statuses[position], dup_of[position], scores[position] = ref_class[index], ref_ids[index], 1.0
+            continue
+        if text in exact_batch:
+            statuses[position], dup_of[position], scores[position] = "exact_dup", row_ids[exact_batch[text]], 1.0
+            continue
+        ranked = [(_PRIORITY[ref_class[j]], -value, ref_ids[j], ref_class[j]) for j, value in reference_matches[k]]
+        ranked += [(_PRIORITY["exact_dup"], -value, row_ids[j], "exact_dup") for j, value in batch_matches[k] if kept[j]]
+        if ranked:
+            _, negative, matched, verdict = min(ranked)
+            statuses[position] = "near_dup" if verdict == "exact_dup" else verdict
+            dup_of[position], scores[position] = matched, round(-negative, 4)
+            continue
+        statuses[position] = "unique"
+        exact_batch[text] = k
+        kept[k] = True
+    table = candidates.assign(norm_key=normalized, dup_status=statuses.astype(str), dup_of=dup_of.astype(str), dup_similarity=scores)
+    return table, signature_table(row_ids[kept], sigs[kept], shingle_chars)
+
+
+def find_duplicates(
+    candidates: pd.DataFrame, references: list[Reference], *, threshold: float, num_perm: int, shingle_chars: int
+) -> pd.DataFrame:
+    """The verdicts of :func:`dedup_batch` without the signatures."""
+    return dedup_batch(candidates, references, threshold=threshold, num_perm=num_perm, shingle_chars=shingle_chars)[0]
+
+
+def references_for_batch(
+    heldout: pd.DataFrame, seeds: pd.DataFrame, earlier_unique: pd.DataFrame, earlier_signatures: np.ndarray | None = None
+) -> list[Reference]:
     """What a batch is compared against: held-out rows, real seeds so far, unique rows of earlier batches.
 
-    Each frame has ``text`` and ``label`` plus its id (``line``, ``seed_id``, ``row_id``).
+    Each frame has ``text`` and ``label`` plus its id (``line``, ``seed_id``, ``row_id``);
+    ``earlier_signatures`` are the stored signatures of ``earlier_unique``, row for row.
     """
     return [
         Reference(
             [f"heldout:{line}" for line in heldout["line"]], list(heldout["text"]), "contaminates_heldout", list(heldout["label"])
         ),
         Reference(list(seeds["seed_id"]), list(seeds["text"]), "copies_seed", list(seeds["label"])),
-        Reference(list(earlier_unique["row_id"]), list(earlier_unique["text"]), "exact_dup", list(earlier_unique["label"])),
+        Reference(
+            list(earlier_unique["row_id"]),
+            list(earlier_unique["text"]),
+            "exact_dup",
+            list(earlier_unique["label"]),
+            earlier_signatures,
+        ),
     ]
 
 

@@ -139,6 +139,14 @@ def training_set_schema(labels: Iterable[str]) -> pa.DataFrameSchema:
     )
 
 
+def dedup_signatures_schema() -> pa.DataFrameSchema:
+    return pa.DataFrameSchema(
+        {"row_id": pa.Column(str, unique=True), "signature": pa.Column(object), "settings": _text(non_empty=True)},
+        strict=True,
+        name="dedup_signatures",
+    )
+
+
 def heldout_metrics_schema(labels: Iterable[str]) -> pa.DataFrameSchema:
     return pa.DataFrameSchema(
         {

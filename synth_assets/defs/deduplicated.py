@@ -5,13 +5,15 @@ import dagster as dg
 from synth_assets.core.dedup import (
     collapse_signal,
     duplicate_pairs,
-    find_duplicates,
+    dedup_batch,
     references_for_batch,
     semantic_duplicates,
+    signature_settings,
+    stored_signatures,
 )
 from synth_assets.core.embeddings import load_static_model
 from synth_assets.core.labelled_data import read_labelled_file
-from synth_assets.core.schemas import deduplicated_schema
+from synth_assets.core.schemas import dedup_signatures_schema, deduplicated_schema, validate
 from synth_assets.defs.generated import generated
 from synth_assets.defs.partitions import batches, batches_up_to
 from synth_assets.defs.publishing import counts_table, publish, stage_code_version
@@ -19,6 +21,7 @@ from synth_assets.defs.resources import FactoryResource
 
 DEDUP_VERSION = "2026.11.1"
 COLLAPSE_CHECK = "duplicate_rate_within_history"
+SIGNATURES = "dedup_signatures"  # lake folder of the MinHash signatures of each batch's unique rows
 DUPLICATE_STATUSES = ("exact_dup", "near_dup", "semantic_dup")
 HISTORY_SQL = (
     "SELECT batch, avg(CASE WHEN dup_status IN ('exact_dup', 'near_dup', 'semantic_dup') THEN 1.0 ELSE 0.0 END) AS rate "
@@ -47,25 +50,36 @@ def deduplicated(context: dg.AssetExecutionContext, factory: FactoryResource) ->
     task = factory.task_for_batch(batch)
     lake = factory.lake()
     so_far = batches_up_to(context.instance, batch)
+    settings = task.dedup
+    earlier = lake.query(
+        "deduplicated",
+        so_far[:-1],
+        "SELECT row_id, text, label FROM rows WHERE dup_status = 'unique' ORDER BY batch_order, file_row_number",
+        empty_columns=["row_id", "text", "label"],
+    )
+    stored = lake.query(
+        SIGNATURES,
+        [key for key in so_far[:-1] if lake.has_table(SIGNATURES, key)],
+        "SELECT row_id, signature, settings FROM rows",
+        empty_columns=["row_id", "signature", "settings"],
+    )
     references = references_for_batch(
         heldout=read_labelled_file(task.heldout_path, task.labels, reject_duplicates=False),
         seeds=lake.query("seeds", so_far, "SELECT seed_id, text, label FROM rows ORDER BY batch_order, file_row_number"),
-        earlier_unique=lake.query(
-            "deduplicated",
-            so_far[:-1],
-            "SELECT row_id, text, label FROM rows WHERE dup_status = 'unique' ORDER BY batch_order, file_row_number",
-            empty_columns=["row_id", "text", "label"],
+        earlier_unique=earlier,
+        earlier_signatures=stored_signatures(
+            list(earlier["row_id"]), list(earlier["text"]), stored, settings.num_perm, settings.shingle_chars
         ),
     )
     candidates = lake.read_table("generated", batch)
-    settings = task.dedup
-    table = find_duplicates(
+    table, signatures = dedup_batch(
         candidates,
         references,
         threshold=settings.near_dup_threshold,
         num_perm=settings.num_perm,
         shingle_chars=settings.shingle_chars,
     )
+    lake.write_table(SIGNATURES, batch, validate(signatures, dedup_signatures_schema()))
     if settings.semantic_threshold is not None:
         model = load_static_model(str(factory.semantic_model_dir))
         table = semantic_duplicates(table, references, model.encode, settings.semantic_threshold)
@@ -96,6 +110,8 @@ def deduplicated(context: dg.AssetExecutionContext, factory: FactoryResource) ->
             "contaminates_heldout": statuses.get("contaminates_heldout", 0),
             "unique": statuses.get("unique", 0),
             "index_size": sum(len(r.ids) for r in references) + statuses.get("unique", 0),
+            "signatures_loaded": int(stored["settings"].eq(signature_settings(settings.num_perm, settings.shingle_chars)).sum()),
+            "signatures": dg.MetadataValue.path(str(lake.table_path(SIGNATURES, batch))),
             "earlier_batches": len(so_far) - 1,
             "near_dup_threshold": settings.near_dup_threshold,
             "verdicts": counts_table(statuses, "dup_status"),

@@ -1,0 +1,369 @@
+"""Near-duplicate detection at scale: the vectorised engine (synth_assets.core.minhash) against datasketch.
+
+A reproducible corpus of short texts (5-20 words from a fixed pseudo-word vocabulary, seeded RNG)
+with planted near-duplicates of earlier rows: one word substituted, inserted or deleted, two
+adjacent words swapped, an exact copy up to case/punctuation, and a three-word rewrite (usually
+below the threshold), plus unrelated texts. Every planted pair's Jaccard of character shingles
+is measured with the current engine's own definitions (``dedup.shingles`` / ``dedup.jaccard``,
+Python sets of strings: independent of our hashing).
+
+Per size, in a fresh subprocess (so peak RSS is that size's alone):
+- end to end: ``near_duplicate_verdicts`` (exact keys -> shingles -> signatures -> band-sort LSH
+  -> estimate filter -> exact Jaccard -> a verdict per row), docs/s and peak RSS;
+- signatures alone (ours), docs/s;
+- precision / recall of the rows flagged as duplicates against the planted truth (the same
+  first-occurrence resolution applied to the planted pairs whose exact Jaccard >= threshold),
+  and at <= 20k rows against exact all-pairs Jaccard (scipy sparse products over shingle sets);
+- at the largest size: adding a batch of 10k rows to an index of all earlier rows.
+In the parent, on a subsample: datasketch per document (``MinHash.update`` shingle by shingle)
+and ``MinHash.bulk``, docs/s extrapolated to each size.
+
+    .venv/bin/python bench/dedup_scale.py [--sizes 10000,100000,1000000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+
+import numpy as np
+
+from synth_assets.core.minhash import lsh_bands
+from synth_assets_tests.reference_dedup import jaccard, shingles
+from synth_assets.core.minhash import (
+    BandIndex,
+    lsh_candidate_pairs,
+    near_duplicate_verdicts,
+    resolve_near_duplicates,
+    signatures,
+    verify_pairs,
+)
+from synth_assets.core.text import normalize_text
+
+THRESHOLD, NUM_PERM, SHINGLE = 0.8, 128, 5
+KINDS = ["substitute", "insert", "delete", "swap", "copy", "rewrite3"]
+
+
+def _vocabulary(rng: np.random.Generator, size: int = 3000) -> list[str]:
+    syllables = [c + v for c in "bcdfghjklmnprstvwz" for v in "aeiou"] + ["the", "and", "for", "ing", "er"]
+    words = set()
+    while len(words) < size:
+        words.add("".join(rng.choice(syllables, rng.integers(1, 4))))
+    return sorted(words)
+
+
+def build_corpus(n: int, seed: int = 7, variant_share: float = 0.3):
+    """``texts`` plus, per row, the row it was derived from (-1 for originals) and the edit kind."""
+    rng = np.random.default_rng(seed)
+    vocab = np.array(_vocabulary(rng))
+    lengths = rng.integers(5, 21, n)
+    words = rng.integers(0, len(vocab), lengths.sum())
+    bounds = np.concatenate([[0], np.cumsum(lengths)])
+    is_variant = rng.random(n) < variant_share
+    is_variant[:10] = False
+    source = np.full(n, -1, dtype=np.int64)
+    kind = np.full(n, -1, dtype=np.int64)
+    texts: list[str] = []
+    for i in range(n):
+        if not is_variant[i]:
+            texts.append(" ".join(vocab[words[bounds[i] : bounds[i + 1]]]))
+            continue
+        # A variant of a recent earlier row (clusters stay near each other, like batches).
+        j = int(rng.integers(max(0, i - 5000), i))
+        base = texts[j].split(" ")
+        k = int(rng.integers(len(KINDS)))
+        position = int(rng.integers(len(base)))
+        if KINDS[k] == "substitute":
+            base[position] = str(vocab[rng.integers(len(vocab))])
+        elif KINDS[k] == "insert":
+            base.insert(position, str(vocab[rng.integers(len(vocab))]))
+        elif KINDS[k] == "delete" and len(base) > 5:
+            del base[position]
+        elif KINDS[k] == "swap" and position + 1 < len(base):
+            base[position], base[position + 1] = base[position + 1], base[position]
+        elif KINDS[k] == "copy":
+            base[0] = base[0].upper() + "!"
+        elif KINDS[k] == "rewrite3":
+            for p in rng.choice(len(base), min(3, len(base)), replace=False):
+                base[p] = str(vocab[rng.integers(len(vocab))])
+        texts.append(" ".join(base))
+        source[i], kind[i] = j, k
+    return texts, source, kind
+
+
+def planted_truth(normalized: list[str], source: np.ndarray):
+    """Exact Jaccard (Python sets of shingle strings) of every planted pair, and the pairs >= threshold.
+
+    Pairs are the row with its source and with every other row derived from the same source chain
+    (clusters are small, so this is cheap)."""
+    root = np.arange(len(source))
+    for i in np.flatnonzero(source >= 0):
+        root[i] = root[source[i]]
+    order = np.argsort(root, kind="stable")
+    roots = root[order]
+    starts = np.flatnonzero(np.r_[True, roots[1:] != roots[:-1]])
+    ends = np.r_[starts[1:], len(order)]
+    cache: dict[int, set[str]] = {}
+
+    def sh(i: int) -> set[str]:
+        if i not in cache:
+            cache[i] = shingles(normalized[i], SHINGLE)
+        return cache[i]
+
+    left, right, sims = [], [], []
+    for s, e in zip(starts, ends):
+        if e - s < 2:
+            continue
+        members = sorted(order[s:e].tolist())
+        for a_pos, a in enumerate(members):
+            for b in members[a_pos + 1 :]:
+                left.append(a), right.append(b), sims.append(jaccard(sh(a), sh(b)))
+    pairs = np.array([left, right], dtype=np.int64).T.reshape(-1, 2)
+    sims = np.array(sims)
+    direct = {(int(source[i]), int(i)): None for i in np.flatnonzero(source >= 0)}
+    direct_sim = np.full(len(source), np.nan)
+    for (a, b), s in zip(pairs.tolist(), sims.tolist()):
+        if (a, b) in direct:
+            direct_sim[b] = s
+    return pairs, sims, direct_sim
+
+
+def exact_all_pairs(normalized: list[str]):
+    """All pairs with exact Jaccard >= threshold, by sparse products of shingle-set incidence rows."""
+    from scipy import sparse
+
+    vocabulary: dict[str, int] = {}
+    indptr, indices = [0], []
+    for text in normalized:
+        indices.extend(vocabulary.setdefault(s, len(vocabulary)) for s in shingles(text, SHINGLE))
+        indptr.append(len(indices))
+    matrix = sparse.csr_matrix((np.ones(len(indices), dtype=np.int32), indices, indptr), shape=(len(normalized), len(vocabulary)))
+    sizes = np.diff(matrix.indptr)
+    left, right, sims = [], [], []
+    for start in range(0, matrix.shape[0], 2000):
+        inter = (matrix[start : start + 2000] @ matrix.T).tocoo()
+        rows, cols = inter.row + start, inter.col
+        keep = rows < cols
+        rows, cols, values = rows[keep], cols[keep], inter.data[keep]
+        jac = values / (sizes[rows] + sizes[cols] - values)
+        ok = jac >= THRESHOLD
+        left.append(rows[ok]), right.append(cols[ok]), sims.append(jac[ok])
+    return np.stack([np.concatenate(left), np.concatenate(right)], axis=1).astype(np.int64), np.concatenate(sims)
+
+
+def truth_flags(n: int, pairs: np.ndarray, sims: np.ndarray) -> np.ndarray:
+    keep = sims >= THRESHOLD
+    dup_of, _ = resolve_near_duplicates(n, pairs[keep], sims[keep])
+    return dup_of >= 0
+
+
+def precision_recall(predicted: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
+    hits = int((predicted & truth).sum())
+    return hits / max(int(predicted.sum()), 1), hits / max(int(truth.sum()), 1)
+
+
+def maxrss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker(n: int, batch: int) -> dict:
+    texts, source, kind = build_corpus(n + (batch if batch else 0))
+    normalized = [normalize_text(t) for t in texts]
+    index_texts, batch_texts = normalized[:n], normalized[n:]
+    del texts
+    gc.collect()
+    rss_corpus = maxrss_mib()
+
+    start = time.perf_counter()
+    verdicts = near_duplicate_verdicts(index_texts, threshold=THRESHOLD, num_perm=NUM_PERM, shingle_chars=SHINGLE)
+    e2e = time.perf_counter() - start
+    rss_e2e = maxrss_mib()
+
+    start = time.perf_counter()
+    sigs = signatures(index_texts, NUM_PERM, SHINGLE)
+    sig_time = time.perf_counter() - start
+
+    predicted = verdicts.status != "unique"
+    pairs, sims, direct_sim = planted_truth(index_texts, source[:n])
+    planted = truth_flags(n, pairs, sims)
+    p_planted, r_planted = precision_recall(predicted, planted)
+    result = {
+        "n": n,
+        "e2e_s": e2e,
+        "e2e_docs_s": n / e2e,
+        "sig_s": sig_time,
+        "sig_docs_s": n / sig_time,
+        "rss_corpus_mib": rss_corpus,
+        "rss_peak_mib": rss_e2e,
+        "candidates": verdicts.candidate_pairs,
+        "verified": verdicts.verified_pairs,
+        "flagged": int(predicted.sum()),
+        "exact_dup": int((verdicts.status == "exact_dup").sum()),
+        "planted_dups": int(planted.sum()),
+        "precision_planted": p_planted,
+        "recall_planted": r_planted,
+        "kinds": {},
+    }
+    for k, name in enumerate(KINDS):
+        rows = np.flatnonzero(kind[:n] == k)
+        js = direct_sim[rows]
+        above = rows[planted[rows]]
+        result["kinds"][name] = {
+            "rows": len(rows),
+            "jaccard_mean": float(np.nanmean(js)) if len(rows) else 0.0,
+            "share_above": float(np.mean(js >= THRESHOLD)) if len(rows) else 0.0,
+            "recall": float(predicted[above].mean()) if len(above) else float("nan"),
+        }
+    if n <= 20000:
+        exact_pairs, exact_sims = exact_all_pairs(index_texts)
+        exact = truth_flags(n, exact_pairs, exact_sims)
+        result["exact_dups"] = int(exact.sum())
+        result["precision_exact"], result["recall_exact"] = precision_recall(predicted, exact)
+
+    if batch:
+        # The index holds the unique rows only (as dedup's index does): duplicates never enter it.
+        unique_rows = np.flatnonzero(verdicts.status == "unique")
+        result.update(add_batch([index_texts[i] for i in unique_rows.tolist()], sigs[unique_rows], batch_texts, source[n:], normalized))
+    return result
+
+
+def add_batch(index_texts, index_sigs, batch_texts, batch_source, corpus) -> dict:
+    """Verdicts for a new batch against an index of ``n`` earlier unique rows, cold and warm."""
+    import pandas as pd
+
+    bands, rows = lsh_bands(THRESHOLD, NUM_PERM)
+    n = len(index_texts)
+    start = time.perf_counter()
+    index = BandIndex(index_sigs, bands, rows)
+    exact_index = pd.Index(index_texts)
+    build = time.perf_counter() - start
+
+    start = time.perf_counter()
+    m = len(batch_texts)
+    exact_hit = exact_index.get_indexer(batch_texts)
+    batch_sigs = signatures(batch_texts, NUM_PERM, SHINGLE)
+    against_index = index.query(batch_sigs)
+    verified_index, sim_index = verify_pairs(
+        against_index, batch_sigs, batch_texts, SHINGLE, THRESHOLD, right_sigs=index_sigs, right_texts=index_texts
+    )
+    within = lsh_candidate_pairs(batch_sigs, bands, rows)
+    verified_within, sim_within = verify_pairs(within, batch_sigs, batch_texts, SHINGLE, THRESHOLD)
+    # One id space: index rows 0..n-1, batch rows n..n+m-1; an index match outranks a batch one
+    # only by similarity, as in dedup.find_duplicates (one index for all earlier rows).
+    all_pairs = np.concatenate([np.stack([verified_index[:, 1], verified_index[:, 0] + n], axis=1), verified_within + n])
+    all_sims = np.concatenate([sim_index, sim_within])
+    dup_of, _ = resolve_near_duplicates(n + m, all_pairs, all_sims)
+    flagged = (dup_of[n:] >= 0) | (exact_hit >= 0)
+    warm = time.perf_counter() - start
+    planted = batch_source >= 0
+    above = np.array([
+        jaccard(shingles(batch_texts[i], SHINGLE), shingles(corpus[batch_source[i]], SHINGLE)) >= THRESHOLD
+        if planted[i] else False
+        for i in range(m)
+    ])
+    return {
+        "batch_planted_above": int(above.sum()),
+        "batch_recall_above": float(flagged[above].mean()) if above.any() else float("nan"),
+        "batch": m,
+        "index_rows": n,
+        "batch_index_build_s": build,
+        "batch_warm_s": warm,
+        "batch_cold_s": build + warm,
+        "batch_flagged": int(flagged.sum()),
+        "batch_planted_variants": int(planted.sum()),
+        "batch_flagged_planted": int((flagged & planted).sum()),
+        "batch_flagged_unplanted": int((flagged & ~planted).sum()),
+    }
+
+
+def datasketch_rates(sample: int = 2000) -> dict:
+    from datasketch import MinHash
+
+    texts, _, _ = build_corpus(sample, seed=11)
+    sets = [sorted(shingles(normalize_text(t), SHINGLE)) for t in texts]
+    encoded = [[s.encode("utf-8") for s in item] for item in sets]
+    start = time.perf_counter()
+    for item in encoded:
+        minhash = MinHash(num_perm=NUM_PERM, seed=1)
+        for shingle in item:
+            minhash.update(shingle)
+    per_doc = sample / (time.perf_counter() - start)
+    start = time.perf_counter()
+    MinHash.bulk(encoded, num_perm=NUM_PERM, seed=1)
+    bulk = sample / (time.perf_counter() - start)
+    normalized = [normalize_text(t) for t in texts]
+    start = time.perf_counter()
+    signatures(normalized, NUM_PERM, SHINGLE)
+    ours = sample / (time.perf_counter() - start)
+    return {"sample": sample, "per_doc": per_doc, "bulk": bulk, "ours_sample": ours}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--batch", type=int, default=10000, help="rows added to an index of the largest size")
+    parser.add_argument("--worker", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--worker-batch", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.worker_batch)))
+        return
+
+    sizes = [int(s) for s in args.sizes.split(",")]
+    bands, rows = lsh_bands(THRESHOLD, NUM_PERM)
+    print(f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, Python {platform.python_version()}, "
+          f"numpy {np.__version__}; threshold {THRESHOLD}, {NUM_PERM} perms, {SHINGLE}-char shingles, {bands} bands x {rows} rows")
+    ds = datasketch_rates()
+    print(f"datasketch on a {ds['sample']}-doc subsample: per-doc update {ds['per_doc']:,.0f} docs/s, "
+          f"MinHash.bulk {ds['bulk']:,.0f} docs/s; ours on the same docs {ds['ours_sample']:,.0f} docs/s")
+    results = []
+    for n in sizes:
+        command = [sys.executable, __file__, "--worker", str(n)]
+        if n == max(sizes) and args.batch:
+            command += ["--worker-batch", str(args.batch)]
+        out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+        results.append(json.loads(out.strip().splitlines()[-1]))
+        print(f"done {n}", file=sys.stderr)
+
+    print()
+    print("| texts | signatures ours docs/s | datasketch per-doc docs/s (extrap. s) | datasketch bulk docs/s (extrap. s) "
+          "| ours / per-doc | end to end docs/s (s) | peak RSS MiB (corpus alone) | candidates | verified "
+          "| flagged | P / R planted | P / R exact all-pairs |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for r in results:
+        exact = f"{r['precision_exact']:.4f} / {r['recall_exact']:.4f}" if "precision_exact" in r else "n/a"
+        print(f"| {r['n']:,} | {r['sig_docs_s']:,.0f} | {ds['per_doc']:,.0f} ({r['n'] / ds['per_doc']:,.0f} s) "
+              f"| {ds['bulk']:,.0f} ({r['n'] / ds['bulk']:,.0f} s) | {r['sig_docs_s'] / ds['per_doc']:,.0f}x "
+              f"| {r['e2e_docs_s']:,.0f} ({r['e2e_s']:.1f} s) | {r['rss_peak_mib']:,.0f} ({r['rss_corpus_mib']:,.0f}) "
+              f"| {r['candidates']:,} | {r['verified']:,} | {r['flagged']:,} "
+              f"| {r['precision_planted']:.4f} / {r['recall_planted']:.4f} | {exact} |")
+    print()
+    print("Planted variants (largest size): kind, rows, mean exact Jaccard to their source, share >= threshold, "
+          "recall on the rows of this kind the planted truth flags")
+    print()
+    print("| kind | rows | mean Jaccard | share >= 0.8 | recall |")
+    print("|---|---:|---:|---:|---:|")
+    for name, k in results[-1]["kinds"].items():
+        print(f"| {name} | {k['rows']:,} | {k['jaccard_mean']:.3f} | {k['share_above']:.3f} | {k['recall']:.4f} |")
+    last = results[-1]
+    if "batch" in last:
+        print()
+        print(f"Add {last['batch']:,} rows to an index of the {last['index_rows']:,} unique rows of {last['n']:,}: build BandIndex + exact-key index "
+              f"{last['batch_index_build_s']:.2f} s (once per index), then batch verdicts {last['batch_warm_s']:.2f} s; "
+              f"cold total {last['batch_cold_s']:.2f} s. Flagged {last['batch_flagged']:,} "
+              f"({last['batch_flagged_planted']:,} of {last['batch_planted_variants']:,} planted variants, "
+              f"{last['batch_flagged_unplanted']:,} unplanted); recall on the {last['batch_planted_above']:,} planted variants "
+              f"at Jaccard >= {THRESHOLD} to their source: {last['batch_recall_above']:.4f}.")
+    print()
+    print(json.dumps({"datasketch": ds, "results": results}))
+
+
+if __name__ == "__main__":
+    main()
