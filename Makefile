@@ -21,8 +21,9 @@ demo: $(INSTALLED)
 demo-llm: $(INSTALLED)
 	$(PY) -m synth_assets demo --task hwu64_llm --with-fake-llm
 
-## Run the test suite; "no tests collected" (pytest exit code 5) is a failure, not a pass.
+## Lint, then run the test suite; "no tests collected" (pytest exit code 5) is a failure, not a pass.
 test: $(INSTALLED)
+	$(VENV)/bin/ruff check synth_assets synth_assets_tests bench scripts
 	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	if [ $$status -eq 5 ]; then echo "ERROR: pytest collected no tests" >&2; exit 1; fi; exit $$status
 

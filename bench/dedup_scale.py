@@ -31,14 +31,13 @@ import resource
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
-from synth_assets.core.minhash import lsh_bands
-from synth_assets_tests.reference_dedup import jaccard, shingles
 from synth_assets.core.minhash import (
     BandIndex,
+    lsh_bands,
     lsh_candidate_pairs,
     near_duplicate_verdicts,
     resolve_near_duplicates,
@@ -46,6 +45,7 @@ from synth_assets.core.minhash import (
     verify_pairs,
 )
 from synth_assets.core.text import normalize_text
+from synth_assets_tests.reference_dedup import jaccard, shingles
 
 THRESHOLD, NUM_PERM, SHINGLE = 0.8, 128, 5
 KINDS = ["substitute", "insert", "delete", "swap", "copy", "rewrite3"]
@@ -230,7 +230,9 @@ def worker(n: int, batch: int) -> dict:
     if batch:
         # The index holds the unique rows only (as dedup's index does): duplicates never enter it.
         unique_rows = np.flatnonzero(verdicts.status == "unique")
-        result.update(add_batch([index_texts[i] for i in unique_rows.tolist()], sigs[unique_rows], batch_texts, source[n:], normalized))
+        result.update(
+            add_batch([index_texts[i] for i in unique_rows.tolist()], sigs[unique_rows], batch_texts, source[n:], normalized)
+        )
     return result
 
 
@@ -263,11 +265,14 @@ def add_batch(index_texts, index_sigs, batch_texts, batch_source, corpus) -> dic
     flagged = (dup_of[n:] >= 0) | (exact_hit >= 0)
     warm = time.perf_counter() - start
     planted = batch_source >= 0
-    above = np.array([
-        jaccard(shingles(batch_texts[i], SHINGLE), shingles(corpus[batch_source[i]], SHINGLE)) >= THRESHOLD
-        if planted[i] else False
-        for i in range(m)
-    ])
+    above = np.array(
+        [
+            jaccard(shingles(batch_texts[i], SHINGLE), shingles(corpus[batch_source[i]], SHINGLE)) >= THRESHOLD
+            if planted[i]
+            else False
+            for i in range(m)
+        ]
+    )
     return {
         "batch_planted_above": int(above.sum()),
         "batch_recall_above": float(flagged[above].mean()) if above.any() else float("nan"),
@@ -318,11 +323,15 @@ def main() -> None:
 
     sizes = [int(s) for s in args.sizes.split(",")]
     bands, rows = lsh_bands(THRESHOLD, NUM_PERM)
-    print(f"# {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node()}, Python {platform.python_version()}, "
-          f"numpy {np.__version__}; threshold {THRESHOLD}, {NUM_PERM} perms, {SHINGLE}-char shingles, {bands} bands x {rows} rows")
+    print(
+        f"# {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {platform.node()}, Python {platform.python_version()}, "
+        f"numpy {np.__version__}; threshold {THRESHOLD}, {NUM_PERM} perms, {SHINGLE}-char shingles, {bands} bands x {rows} rows"
+    )
     ds = datasketch_rates()
-    print(f"datasketch on a {ds['sample']}-doc subsample: per-doc update {ds['per_doc']:,.0f} docs/s, "
-          f"MinHash.bulk {ds['bulk']:,.0f} docs/s; ours on the same docs {ds['ours_sample']:,.0f} docs/s")
+    print(
+        f"datasketch on a {ds['sample']}-doc subsample: per-doc update {ds['per_doc']:,.0f} docs/s, "
+        f"MinHash.bulk {ds['bulk']:,.0f} docs/s; ours on the same docs {ds['ours_sample']:,.0f} docs/s"
+    )
     results = []
     for n in sizes:
         command = [sys.executable, __file__, "--worker", str(n)]
@@ -333,20 +342,26 @@ def main() -> None:
         print(f"done {n}", file=sys.stderr)
 
     print()
-    print("| texts | signatures ours docs/s | datasketch per-doc docs/s (extrap. s) | datasketch bulk docs/s (extrap. s) "
-          "| ours / per-doc | end to end docs/s (s) | peak RSS MiB (corpus alone) | candidates | verified "
-          "| flagged | P / R planted | P / R exact all-pairs |")
+    print(
+        "| texts | signatures ours docs/s | datasketch per-doc docs/s (extrap. s) | datasketch bulk docs/s (extrap. s) "
+        "| ours / per-doc | end to end docs/s (s) | peak RSS MiB (corpus alone) | candidates | verified "
+        "| flagged | P / R planted | P / R exact all-pairs |"
+    )
     print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         exact = f"{r['precision_exact']:.4f} / {r['recall_exact']:.4f}" if "precision_exact" in r else "n/a"
-        print(f"| {r['n']:,} | {r['sig_docs_s']:,.0f} | {ds['per_doc']:,.0f} ({r['n'] / ds['per_doc']:,.0f} s) "
-              f"| {ds['bulk']:,.0f} ({r['n'] / ds['bulk']:,.0f} s) | {r['sig_docs_s'] / ds['per_doc']:,.0f}x "
-              f"| {r['e2e_docs_s']:,.0f} ({r['e2e_s']:.1f} s) | {r['rss_peak_mib']:,.0f} ({r['rss_corpus_mib']:,.0f}) "
-              f"| {r['candidates']:,} | {r['verified']:,} | {r['flagged']:,} "
-              f"| {r['precision_planted']:.4f} / {r['recall_planted']:.4f} | {exact} |")
+        print(
+            f"| {r['n']:,} | {r['sig_docs_s']:,.0f} | {ds['per_doc']:,.0f} ({r['n'] / ds['per_doc']:,.0f} s) "
+            f"| {ds['bulk']:,.0f} ({r['n'] / ds['bulk']:,.0f} s) | {r['sig_docs_s'] / ds['per_doc']:,.0f}x "
+            f"| {r['e2e_docs_s']:,.0f} ({r['e2e_s']:.1f} s) | {r['rss_peak_mib']:,.0f} ({r['rss_corpus_mib']:,.0f}) "
+            f"| {r['candidates']:,} | {r['verified']:,} | {r['flagged']:,} "
+            f"| {r['precision_planted']:.4f} / {r['recall_planted']:.4f} | {exact} |"
+        )
     print()
-    print("Planted variants (largest size): kind, rows, mean exact Jaccard to their source, share >= threshold, "
-          "recall on the rows of this kind the planted truth flags")
+    print(
+        "Planted variants (largest size): kind, rows, mean exact Jaccard to their source, share >= threshold, "
+        "recall on the rows of this kind the planted truth flags"
+    )
     print()
     print("| kind | rows | mean Jaccard | share >= 0.8 | recall |")
     print("|---|---:|---:|---:|---:|")
@@ -355,12 +370,15 @@ def main() -> None:
     last = results[-1]
     if "batch" in last:
         print()
-        print(f"Add {last['batch']:,} rows to an index of the {last['index_rows']:,} unique rows of {last['n']:,}: build BandIndex + exact-key index "
-              f"{last['batch_index_build_s']:.2f} s (once per index), then batch verdicts {last['batch_warm_s']:.2f} s; "
-              f"cold total {last['batch_cold_s']:.2f} s. Flagged {last['batch_flagged']:,} "
-              f"({last['batch_flagged_planted']:,} of {last['batch_planted_variants']:,} planted variants, "
-              f"{last['batch_flagged_unplanted']:,} unplanted); recall on the {last['batch_planted_above']:,} planted variants "
-              f"at Jaccard >= {THRESHOLD} to their source: {last['batch_recall_above']:.4f}.")
+        print(
+            f"Add {last['batch']:,} rows to an index of the {last['index_rows']:,} unique rows of {last['n']:,}: "
+            "build BandIndex + exact-key index "
+            f"{last['batch_index_build_s']:.2f} s (once per index), then batch verdicts {last['batch_warm_s']:.2f} s; "
+            f"cold total {last['batch_cold_s']:.2f} s. Flagged {last['batch_flagged']:,} "
+            f"({last['batch_flagged_planted']:,} of {last['batch_planted_variants']:,} planted variants, "
+            f"{last['batch_flagged_unplanted']:,} unplanted); recall on the {last['batch_planted_above']:,} planted variants "
+            f"at Jaccard >= {THRESHOLD} to their source: {last['batch_recall_above']:.4f}."
+        )
     print()
     print(json.dumps({"datasketch": ds, "results": results}))
 

@@ -176,9 +176,7 @@ def run_ours(requests, llm: LlmConfig, concurrency: int, tmp: Path) -> int:
     llm = llm.model_copy(update={"concurrency": concurrency})
     cache = ResponseCache(tmp / f"ours-{concurrency}-{time.monotonic_ns()}.sqlite")
     try:
-        results, summary = run_requests(
-            requests, llm, cache, price_for(MODEL), api_key=API_KEY, budget_usd=1e12, replay=False
-        )
+        results, summary = run_requests(requests, llm, cache, price_for(MODEL), api_key=API_KEY, budget_usd=1e12, replay=False)
         ok = sum(isinstance(r, CachedAnswer) for r in results.values())
         assert ok == len(requests) == summary["sent"], (ok, len(requests), summary)
         assert len(cache) == len(requests)
@@ -258,8 +256,10 @@ def main(argv: list[str] | None = None) -> int:
     epr = args.examples_per_request
 
     print(f"python {platform.python_version()}, openai {openai.__version__}, {os.cpu_count()} cpu, {platform.platform()}")
-    print(f"transport: {type(_pool_transport()).__name__}, event loop: {_loop_name()}; "
-          f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(
+        f"transport: {type(_pool_transport()).__name__}, event loop: {_loop_name()}; "
+        f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+    )
     server = FakeServer(args.latency_ms)
     rows = []
     failures = []
@@ -279,8 +279,10 @@ def main(argv: list[str] | None = None) -> int:
             # Warm up imports, pydantic models and the server.
             run_plain(all_requests[:8], server.base_url, 8)
 
-            print(f"\n{'client':<6} {'conc':>5} {'reqs':>6} {'wall s':>7} {'req/s':>8} {'% theor':>8} "
-                  f"{'CPU ms/req':>10} {'server CPU %':>12}")
+            print(
+                f"\n{'client':<6} {'conc':>5} {'reqs':>6} {'wall s':>7} {'req/s':>8} {'% theor':>8} "
+                f"{'CPU ms/req':>10} {'server CPU %':>12}"
+            )
             for c in levels:
                 n = max(50, c * args.per_level)
                 requests = all_requests[:n]
@@ -289,9 +291,9 @@ def main(argv: list[str] | None = None) -> int:
                     if args.only not in (name, "both"):
                         continue
                     if name == "ours":
-                        m = measure(server, lambda: run_ours(requests, llm, c, tmp))
+                        m = measure(server, lambda requests=requests, c=c: run_ours(requests, llm, c, tmp))
                     else:
-                        m = measure(server, lambda: run_plain(requests, server.base_url, c))
+                        m = measure(server, lambda requests=requests, c=c: run_plain(requests, server.base_url, c))
                     assert m["hits"] == n, f"{name}@{c}: server saw {m['hits']} chat calls for {n} requests"
                     rps = n / m["wall"]
                     row = {
@@ -305,8 +307,10 @@ def main(argv: list[str] | None = None) -> int:
                         "server_cpu_pct": 100 * m["server_cpu"] / m["wall"],
                     }
                     rows.append(row)
-                    print(f"{name:<6} {c:>5} {n:>6} {m['wall']:>7.2f} {rps:>8.1f} {100 * rps / theory:>7.1f}% "
-                          f"{row['cpu_ms_per_req']:>10.2f} {row['server_cpu_pct']:>11.0f}%")
+                    print(
+                        f"{name:<6} {c:>5} {n:>6} {m['wall']:>7.2f} {rps:>8.1f} {100 * rps / theory:>7.1f}% "
+                        f"{row['cpu_ms_per_req']:>10.2f} {row['server_cpu_pct']:>11.0f}%"
+                    )
 
             replay = None
             if not args.skip_replay:
@@ -333,8 +337,10 @@ def main(argv: list[str] | None = None) -> int:
                     "answers_per_s": len(rrequests) / m["wall"],
                     "cpu_s": m["cpu"],
                 }
-                print(f"\nreplay: {replay['answers']} cached answers -> {replay['rows']} rows in {m['wall']:.2f} s = "
-                      f"{replay['rows_per_s']:,.0f} rows/s ({replay['answers_per_s']:,.0f} answers/s), 0 chat calls")
+                print(
+                    f"\nreplay: {replay['answers']} cached answers -> {replay['rows']} rows in {m['wall']:.2f} s = "
+                    f"{replay['rows_per_s']:,.0f} rows/s ({replay['answers_per_s']:,.0f} answers/s), 0 chat calls"
+                )
     finally:
         server.stop()
 
@@ -355,16 +361,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  replay >= 20,000 rows/s: {replay['rows_per_s']:,.0f} {'OK' if good else 'MISS'}")
         failures += [] if good else ["replay"]
 
-    print(f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
-          "markdown:\n")
+    print(
+        f"\n{datetime.now(UTC):%Y-%m-%d %H:%M} UTC; load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; "
+        "markdown:\n"
+    )
     print("| client | concurrency | requests | req/s | % of theoretical | client CPU ms/req | server CPU % |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['client']} | {r['concurrency']} | {r['requests']} | {r['rps']:.1f} | {100 * r['theory_frac']:.1f}% "
-              f"| {r['cpu_ms_per_req']:.2f} | {r['server_cpu_pct']:.0f}% |")
+        print(
+            f"| {r['client']} | {r['concurrency']} | {r['requests']} | {r['rps']:.1f} | {100 * r['theory_frac']:.1f}% "
+            f"| {r['cpu_ms_per_req']:.2f} | {r['server_cpu_pct']:.0f}% |"
+        )
     if replay is not None:
-        print(f"\nReplay: {replay['answers']:,} cached answers, {replay['rows']:,} rows in {replay['wall_s']:.2f} s: "
-              f"**{replay['rows_per_s']:,.0f} rows/s**, 0 calls to the server.")
+        print(
+            f"\nReplay: {replay['answers']:,} cached answers, {replay['rows']:,} rows in {replay['wall_s']:.2f} s: "
+            f"**{replay['rows_per_s']:,.0f} rows/s**, 0 calls to the server."
+        )
     return 1 if failures else 0
 
 

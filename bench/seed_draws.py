@@ -51,7 +51,9 @@ def run_draw(task, pool: pd.DataFrame, heldout: pd.DataFrame, draw: int, per_lab
         gated = apply_filters(verdicts, task.gate)
         verdict = batch_verdict(gated, task.gate)
         yields.append(verdict["yield"])
-        earlier_unique = pd.concat([earlier_unique, verdicts.loc[verdicts["dup_status"] == "unique", ["row_id", "text", "label"]]])
+        earlier_unique = pd.concat(
+            [earlier_unique, verdicts.loc[verdicts["dup_status"] == "unique", ["row_id", "text", "label"]]]
+        )
         if verdict["passed"]:
             accepted.append(gated[gated["accepted"]].assign(batch_order=number - 1))
     pool_rows = pd.concat(accepted, ignore_index=True)

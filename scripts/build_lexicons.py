@@ -32,7 +32,9 @@ OUT_DIR = Path(__file__).resolve().parents[1] / "synth_assets" / "core" / "lexic
 MIN_LEMMA_TAGS = 1
 POS_OF_TYPE = {"1": "n", "2": "v", "3": "a", "4": "r", "5": "a"}
 WORD = re.compile(r"^[a-z]+$")
-NEVER_INCLUDED = set("on off up down in out not no yes more less most least high low top bottom".split())
+NEVER_INCLUDED = set(
+    ["on", "off", "up", "down", "in", "out", "not", "no", "yes", "more", "less", "most", "least", "high", "low", "top", "bottom"]
+)
 
 
 def noun_families(dict_dir: Path) -> list[list[str]]:
@@ -66,7 +68,11 @@ def main() -> int:
     args = parser.parse_args()
     families = noun_families(args.dict)
     args.out.mkdir(parents=True, exist_ok=True)
-    payload = {"version": 1, "source": "WordNet 3.0 (see WORDNET_LICENSE.txt), plurals by lemminflect 0.2.3", "families": families}
+    payload = {
+        "version": 1,
+        "source": "WordNet 3.0 (see WORDNET_LICENSE.txt), plurals by lemminflect 0.2.3",
+        "families": families,
+    }
     target = args.out / "noun_forms.json.gz"
     with open(target, "wb") as handle, gzip.GzipFile(fileobj=handle, mode="wb", mtime=0, compresslevel=9, filename="") as gz:
         gz.write(json.dumps(payload, sort_keys=True, separators=(",", ":")).encode())

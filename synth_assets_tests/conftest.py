@@ -95,6 +95,15 @@ def write_task(data_dir: Path, name: str = "home", **overrides) -> Path:
 
 
 @pytest.fixture
+def seed_rows():
+    """The task's seeds as the generators see them: ``seed_id, text, label``."""
+    import pandas as pd
+
+    rows = [(f"s:{label}:{i}", text, label) for label, texts in SEEDS.items() for i, text in enumerate(texts)]
+    return pd.DataFrame(rows, columns=["seed_id", "text", "label"])
+
+
+@pytest.fixture
 def data_dir(tmp_path: Path) -> Path:
     root = tmp_path / "data"
     write_task(root)

@@ -86,7 +86,16 @@ def test_seed_table_carries_file_and_line(tmp_path, task):
     lake = Lake(tmp_path / "lake")
     record = register_batch(lake, task, "home-b1", task.seeds_path, "refresh")
     table = seed_table(task, record)
-    assert list(table.columns) == ["seed_id", "batch", "text", "label", "source_file", "line", "synthetic_match", "synthetic_similarity"]
+    assert list(table.columns) == [
+        "seed_id",
+        "batch",
+        "text",
+        "label",
+        "source_file",
+        "line",
+        "synthetic_match",
+        "synthetic_similarity",
+    ]
     assert table.iloc[0]["seed_id"] == "home-b1:2" and table.iloc[0]["source_file"] == "seeds.csv"
 
 

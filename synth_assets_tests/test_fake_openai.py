@@ -12,6 +12,7 @@ import urllib.request
 import openai
 import pytest
 
+from synth_assets.core.prompts import response_format
 from synth_assets.fake_openai import FakeSettings
 from synth_assets_tests.fake_server import running_fake_openai
 
@@ -29,19 +30,8 @@ def prompt(label: str = "lights_off", n: int = 5) -> str:
 
 
 def schema_format(label: str = "lights_off", n: int = 5) -> dict:
-    example = {
-        "type": "object",
-        "properties": {"text": {"type": "string"}, "label": {"type": "string", "enum": [label]}},
-        "required": ["text", "label"],
-        "additionalProperties": False,
-    }
-    schema = {
-        "type": "object",
-        "properties": {"examples": {"type": "array", "minItems": n, "maxItems": n, "items": example}},
-        "required": ["examples"],
-        "additionalProperties": False,
-    }
-    return {"type": "json_schema", "json_schema": {"name": "labelled_examples", "strict": True, "schema": schema}}
+    """The response_format the generator sends (the contract the fake must honour)."""
+    return response_format(label, n, "json_schema")
 
 
 def request_body(label: str = "lights_off", n: int = 5, response_format: dict | None = None) -> dict:

@@ -17,7 +17,6 @@ from synth_assets.core.pricing import price_for
 from synth_assets.core.prompts import build_requests
 from synth_assets.core.task_config import load_task
 from synth_assets.fake_openai import FakeSettings
-from synth_assets_tests.conftest import SEEDS
 from synth_assets_tests.fake_server import running_fake_openai
 
 API_KEY = "sk-test-never-logged-0123456789"
@@ -52,12 +51,6 @@ def write_llm_task(data_dir, base_url, **llm):
     config["generation"] = {"backend": "openai", "per_label": 6, "llm": settings | llm}
     (task_dir / "task.yaml").write_text(yaml.safe_dump(config))
     return load_task(task_dir)
-
-
-@pytest.fixture
-def seed_rows() -> pd.DataFrame:
-    rows = [(f"s:{label}:{i}", text, label) for label, texts in SEEDS.items() for i, text in enumerate(texts)]
-    return pd.DataFrame(rows, columns=["seed_id", "text", "label"])
 
 
 @pytest.fixture
@@ -144,9 +137,7 @@ def test_duplicate_answers_are_caught_by_the_dedup_stage_with_their_partner(serv
     server.set_faults(duplicate={"first": 1, "style": "identical"})
     table = _run(task, seed_rows, cache).table
     empty = pd.DataFrame({"row_id": [], "text": [], "line": [], "label": []})
-    verdicts = find_duplicates(
-        table, references_for_batch(empty, seed_rows, empty), threshold=0.8, num_perm=128, shingle_chars=5
-    )
+    verdicts = find_duplicates(table, references_for_batch(empty, seed_rows, empty), threshold=0.8, num_perm=128, shingle_chars=5)
     first_request = verdicts[verdicts["request_key"] == verdicts["request_key"].iloc[0]]
     assert first_request["dup_status"].tolist()[1:] == ["exact_dup"] * (PER_REQUEST - 1)
     assert set(first_request["dup_of"].iloc[1:]) == {first_request["row_id"].iloc[0]}
@@ -261,9 +252,7 @@ def test_refinement_is_bounded_per_batch_and_replays_from_the_cache(server, data
     pd.testing.assert_frame_equal(first.table, replayed.table)
 
 
-def test_the_factory_runs_end_to_end_on_the_openai_backend_without_leaking_the_key(
-    server, data_dir, monkeypatch, instance
-):
+def test_the_factory_runs_end_to_end_on_the_openai_backend_without_leaking_the_key(server, data_dir, monkeypatch, instance):
     import dagster as dg
 
     from synth_assets_tests.factory_harness import build_factory

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 
-import pandas as pd
 import pytest
 import yaml
 
@@ -15,7 +14,6 @@ from synth_assets.core.llm_generator import slot_outcomes
 from synth_assets.core.pricing import UnknownPriceError, price_for
 from synth_assets.core.prompts import DIVERSITY_AXES, build_requests
 from synth_assets.core.task_config import TaskConfigError, load_task
-from synth_assets_tests.conftest import SEEDS
 
 
 def _llm_task(data_dir, **llm):
@@ -24,12 +22,6 @@ def _llm_task(data_dir, **llm):
     config["generation"] = {"backend": "openai", "per_label": 12, "llm": {"model": "gpt-4o-mini", **llm}}
     (task_dir / "task.yaml").write_text(yaml.safe_dump(config))
     return load_task(task_dir)
-
-
-@pytest.fixture
-def seed_rows() -> pd.DataFrame:
-    rows = [(f"s:{label}:{i}", text, label) for label, texts in SEEDS.items() for i, text in enumerate(texts)]
-    return pd.DataFrame(rows, columns=["seed_id", "text", "label"])
 
 
 def _answer(content=None, finish_reason="stop", refusal=None) -> CachedAnswer:
@@ -132,7 +124,10 @@ def test_a_good_answer_fills_every_slot(data_dir, seed_rows):
         (_answer(None, refusal="I can't help with that."), ["refused"] * 3),
         (_answer("Sure! Here are examples: 1. wake me up"), ["parse_error"] * 3),
         (_answer('{"items": ["wake me up"]}'), ["parse_error"] * 3),
-        (_answer('{"examples": [{"text": "lights off", "label": "lights_off"}]}'), ["off_label", "missing_example", "missing_example"]),
+        (
+            _answer('{"examples": [{"text": "lights off", "label": "lights_off"}]}'),
+            ["off_label", "missing_example", "missing_example"],
+        ),
         (Failure("request_failed", "HTTP 429 after 7 attempt(s)"), ["request_failed"] * 3),
     ],
 )
@@ -143,5 +138,7 @@ def test_every_bad_answer_becomes_rows_with_the_reason(data_dir, seed_rows, answ
 
 
 def test_a_fenced_json_answer_is_read(data_dir, seed_rows):
-    content = '```json\n{"examples": [{"text": "a", "label": "alarm_set"}, {"text": "b", "label": "alarm_set"}, {"text": "c"}]}\n```'
+    content = (
+        '```json\n{"examples": [{"text": "a", "label": "alarm_set"}, {"text": "b", "label": "alarm_set"}, {"text": "c"}]}\n```'
+    )
     assert [s for s, _, _ in slot_outcomes(_request(data_dir, seed_rows), _answer(content), 3)] == ["ok"] * 3

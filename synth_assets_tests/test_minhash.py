@@ -4,13 +4,11 @@ import numpy as np
 from datasketch import MinHash
 from datasketch.hashfunc import sha1_hash32
 
-from synth_assets.core.minhash import lsh_bands
-from synth_assets_tests.reference_dedup import datasketch_signatures as _signatures
-from synth_assets_tests.reference_dedup import jaccard, shingles
 from synth_assets.core.minhash import (
     BandIndex,
     estimated_jaccard,
     jaccard_of_pairs,
+    lsh_bands,
     lsh_candidate_pairs,
     near_duplicate_verdicts,
     query_pairs,
@@ -21,6 +19,8 @@ from synth_assets.core.minhash import (
     verify_pairs,
 )
 from synth_assets.core.text import normalize_text
+from synth_assets_tests.reference_dedup import datasketch_signatures as _signatures
+from synth_assets_tests.reference_dedup import jaccard, shingles
 
 BANDS, ROWS = lsh_bands(0.8, 128)
 TEXTS = [
@@ -35,7 +35,27 @@ TEXTS = [
         "今日の天気はどうですか",
     ]
 ]
-WORDS = "alarm weather music lights kitchen rome nine tomorrow piano play set turn off what is the like in some".split()
+WORDS = [
+    "alarm",
+    "weather",
+    "music",
+    "lights",
+    "kitchen",
+    "rome",
+    "nine",
+    "tomorrow",
+    "piano",
+    "play",
+    "set",
+    "turn",
+    "off",
+    "what",
+    "is",
+    "the",
+    "like",
+    "in",
+    "some",
+]
 
 
 def _random_texts(count, seed=0):

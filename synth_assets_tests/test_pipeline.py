@@ -145,7 +145,9 @@ def test_a_batch_failing_the_gate_never_reaches_a_training_set(factory, data_dir
 
 def _synthetic_comeback_file(factory, tmp_path, first):
     unique = factory.lake.read_table("deduplicated", first).query("dup_status == 'unique'").head(3)
-    rows = [(text, label) for text, label in zip(unique["text"], unique["label"])] + [("wake me at a quarter past six", "alarm_set")]
+    rows = [(text, label) for text, label in zip(unique["text"], unique["label"])] + [
+        ("wake me at a quarter past six", "alarm_set")
+    ]
     return write_csv(tmp_path / "comeback.csv", rows), list(unique["row_id"])
 
 
@@ -173,7 +175,9 @@ def test_a_task_can_refuse_seed_files_that_copy_synthetic_rows(factory, data_dir
     config = yaml.safe_load(task_file.read_text())
     config["dedup"] = {"synthetic_in_seeds": "reject"}
     task_file.write_text(yaml.safe_dump(config))
-    with pytest.raises(InputFileError, match=rf"comeback.csv: 3 row\(s\) copy text this factory generated .*line 2 copies {synthetic_ids[0]}"):
+    with pytest.raises(
+        InputFileError, match=rf"comeback.csv: 3 row\(s\) copy text this factory generated .*line 2 copies {synthetic_ids[0]}"
+    ):
         factory.open("b2", comeback)
     assert not factory.instance.has_dynamic_partition("batches", "home-b2")
 

@@ -14,8 +14,24 @@ from synth_assets.core.embeddings import EmbeddingModelError, load_static_model
 
 # Words with the same meaning share a direction; "on" and "off" are close, as in real models.
 DIRECTIONS = {
-    "wake": 0, "rouse": 0, "me": 1, "up": 2, "at": 3, "seven": 4, "7": 4, "turn": 5, "the": 6,
-    "lights": 7, "lamps": 7, "on": 8, "off": 8, "weather": 9, "in": 10, "paris": 11, "##s": 12, "lamp": 7,
+    "wake": 0,
+    "rouse": 0,
+    "me": 1,
+    "up": 2,
+    "at": 3,
+    "seven": 4,
+    "7": 4,
+    "turn": 5,
+    "the": 6,
+    "lights": 7,
+    "lamps": 7,
+    "on": 8,
+    "off": 8,
+    "weather": 9,
+    "in": 10,
+    "paris": 11,
+    "##s": 12,
+    "lamp": 7,
 }
 
 

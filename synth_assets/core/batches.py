@@ -75,7 +75,8 @@ def synthetic_registry(lake: Lake, batches: list[str]) -> pd.DataFrame:
     return lake.query(
         "deduplicated",
         written,
-        "SELECT row_id, text FROM rows WHERE status = 'ok' AND dup_status NOT IN ('copies_seed', 'contaminates_heldout', 'not_checked') "
+        "SELECT row_id, text FROM rows WHERE status = 'ok' "
+        "AND dup_status NOT IN ('copies_seed', 'contaminates_heldout', 'not_checked') "
         "ORDER BY batch_order, file_row_number",
         empty_columns=["row_id", "text"],
     )
@@ -85,12 +86,19 @@ def with_synthetic_copies(task: TaskConfig, rows: pd.DataFrame, synthetic: pd.Da
     """``rows`` with ``synthetic_match, synthetic_similarity``; refused whole when the task says so."""
     settings = task.dedup
     matches = synthetic_copies(
-        list(rows["text"]), synthetic, threshold=settings.near_dup_threshold, num_perm=settings.num_perm, shingle_chars=settings.shingle_chars
+        list(rows["text"]),
+        synthetic,
+        threshold=settings.near_dup_threshold,
+        num_perm=settings.num_perm,
+        shingle_chars=settings.shingle_chars,
     )
     rows = pd.concat([rows.reset_index(drop=True), matches], axis=1)
     copies = rows[rows["synthetic_match"] != ""]
     if len(copies) and settings.synthetic_in_seeds == "reject":
-        shown = "; ".join(f"line {line} copies {match} (Jaccard {sim:.2f})" for line, match, sim in copies[["line", "synthetic_match", "synthetic_similarity"]].head(10).itertuples(index=False))
+        shown = "; ".join(
+            f"line {line} copies {match} (Jaccard {sim:.2f})"
+            for line, match, sim in copies[["line", "synthetic_match", "synthetic_similarity"]].head(10).itertuples(index=False)
+        )
         raise InputFileError(
             f"{len(copies)} row(s) copy text this factory generated for task {task.name} ({shown}): synthetic output must "
             "not come back as real data; remove those rows, or set dedup.synthetic_in_seeds: flag to keep them flagged"
@@ -181,7 +189,9 @@ def seed_table(task: TaskConfig, batch: BatchRecord, synthetic: pd.DataFrame | N
 
     ``synthetic``: the generated rows of the batches before this one, to flag seed rows copying them.
     """
-    rows = validate_seed_file(task, batch.input_path, synthetic if synthetic is not None else pd.DataFrame(columns=["row_id", "text"]))
+    rows = validate_seed_file(
+        task, batch.input_path, synthetic if synthetic is not None else pd.DataFrame(columns=["row_id", "text"])
+    )
     return pd.DataFrame(
         {
             "seed_id": [f"{batch.key}:{line}" for line in rows["line"]],

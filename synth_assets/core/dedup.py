@@ -26,6 +26,7 @@ import pandas as pd
 from synth_assets.core import minhash
 from synth_assets.core.text import normalize_text
 
+
 @dataclass(frozen=True)
 class Reference:
     """Texts a batch is compared against, each with a stable id and the verdict a match earns."""
@@ -63,7 +64,9 @@ def signatures_of(table: pd.DataFrame, num_perm: int) -> np.ndarray:
     return np.frombuffer(b"".join(table["signature"]), dtype=np.uint32).reshape(len(table), num_perm)
 
 
-def stored_signatures(row_ids: list[str], texts: list[str], stored: pd.DataFrame, num_perm: int, shingle_chars: int) -> np.ndarray:
+def stored_signatures(
+    row_ids: list[str], texts: list[str], stored: pd.DataFrame, num_perm: int, shingle_chars: int
+) -> np.ndarray:
     """Signatures of ``row_ids`` from ``stored`` (a signature table), computed from ``texts`` where none is stored.
 
     A batch written before signatures were kept, or one whose settings changed, costs a
@@ -76,7 +79,9 @@ def stored_signatures(row_ids: list[str], texts: list[str], stored: pd.DataFrame
     result = np.zeros((len(row_ids), num_perm), dtype=np.uint32)
     present = [i for i in range(len(row_ids)) if i not in set(missing)]
     if present:
-        result[present] = np.frombuffer(b"".join(by_id[row_ids[i]] for i in present), dtype=np.uint32).reshape(len(present), num_perm)
+        result[present] = np.frombuffer(b"".join(by_id[row_ids[i]] for i in present), dtype=np.uint32).reshape(
+            len(present), num_perm
+        )
     if missing:
         result[missing] = minhash.signatures([normalize_text(texts[i]) for i in missing], num_perm, shingle_chars)
     return result
@@ -111,7 +116,9 @@ def dedup_batch(
     ref_class = [ref.verdict for ref in references for _ in ref.ids]
     ref_sigs = np.concatenate(
         [
-            ref.signatures if ref.signatures is not None else minhash.signatures([normalize_text(t) for t in ref.texts], num_perm, shingle_chars)
+            ref.signatures
+            if ref.signatures is not None
+            else minhash.signatures([normalize_text(t) for t in ref.texts], num_perm, shingle_chars)
             for ref in references
         ]
         or [np.zeros((0, num_perm), dtype=np.uint32)]
@@ -122,9 +129,13 @@ def dedup_batch(
 
     bands, rows = minhash.lsh_bands(threshold, num_perm)
     pairs = minhash.query_pairs(ref_sigs, sigs, bands, rows) if len(ref_ids) and len(texts) else np.zeros((0, 2), np.int64)
-    pairs, similarity = minhash.verify_pairs(pairs, sigs, texts, shingle_chars, threshold, right_sigs=ref_sigs, right_texts=ref_texts)
+    pairs, similarity = minhash.verify_pairs(
+        pairs, sigs, texts, shingle_chars, threshold, right_sigs=ref_sigs, right_texts=ref_texts
+    )
     reference_matches = _matches(pairs, similarity, len(texts))
-    pairs, similarity = minhash.verify_pairs(minhash.lsh_candidate_pairs(sigs, bands, rows), sigs, texts, shingle_chars, threshold)
+    pairs, similarity = minhash.verify_pairs(
+        minhash.lsh_candidate_pairs(sigs, bands, rows), sigs, texts, shingle_chars, threshold
+    )
     # Within the batch a row can only repeat an earlier one: keep (later, earlier) pairs.
     batch_matches = _matches(np.sort(pairs, axis=1)[:, ::-1], similarity, len(texts))
 
@@ -152,7 +163,9 @@ def dedup_batch(
         statuses[position] = "unique"
         exact_batch[text] = k
         kept[k] = True
-    table = candidates.assign(norm_key=normalized, dup_status=statuses.astype(str), dup_of=dup_of.astype(str), dup_similarity=scores)
+    table = candidates.assign(
+        norm_key=normalized, dup_status=statuses.astype(str), dup_of=dup_of.astype(str), dup_similarity=scores
+    )
     return table, signature_table(row_ids[kept], sigs[kept], shingle_chars)
 
 
@@ -194,7 +207,12 @@ def semantic_duplicates(verdicts: pd.DataFrame, references: list[Reference], enc
     meaning space and must both stay. A paraphrase of a held-out row is ``contaminates_heldout``,
     any other match ``semantic_dup``; ``dup_of`` names the row and ``dup_similarity`` is the cosine.
     """
-    known = [(row_id, text, label, ref.verdict) for ref in references if ref.labels for row_id, text, label in zip(ref.ids, ref.texts, ref.labels)]
+    known = [
+        (row_id, text, label, ref.verdict)
+        for ref in references
+        if ref.labels
+        for row_id, text, label in zip(ref.ids, ref.texts, ref.labels)
+    ]
     ref_vectors = encode([text for _, text, _, _ in known]) if known else None
     unique = np.flatnonzero((verdicts["dup_status"] == "unique").to_numpy())
     vectors = encode([verdicts["text"].iat[i] for i in unique]) if len(unique) else None
@@ -223,7 +241,9 @@ def semantic_duplicates(verdicts: pd.DataFrame, references: list[Reference], enc
     return verdicts.assign(dup_status=statuses, dup_of=dup_of, dup_similarity=similarity)
 
 
-def synthetic_copies(texts: list[str], synthetic: pd.DataFrame, *, threshold: float, num_perm: int, shingle_chars: int) -> pd.DataFrame:
+def synthetic_copies(
+    texts: list[str], synthetic: pd.DataFrame, *, threshold: float, num_perm: int, shingle_chars: int
+) -> pd.DataFrame:
     """For each of ``texts``, the earlier synthetic row it copies or nearly copies: ``synthetic_match, synthetic_similarity``.
 
     ``synthetic`` has ``row_id, text`` of rows the factory generated. A match is the signal of a

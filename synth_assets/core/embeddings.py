@@ -45,13 +45,13 @@ def _read_safetensors(path: Path) -> np.ndarray:
 
 def _is_punctuation(ch: str) -> bool:
     code = ord(ch)
-    return 33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126 or unicodedata.category(ch).startswith("P")
+    return (
+        33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126 or unicodedata.category(ch).startswith("P")
+    )
 
 
 def _basic_tokens(text: str) -> list[str]:
-    folded = "".join(
-        ch for ch in unicodedata.normalize("NFD", text.lower()) if unicodedata.category(ch) != "Mn" and ch != "\x00"
-    )
+    folded = "".join(ch for ch in unicodedata.normalize("NFD", text.lower()) if unicodedata.category(ch) != "Mn" and ch != "\x00")
     tokens, word = [], []
     for ch in folded:
         if ch.isspace() or _is_punctuation(ch) or 0x4E00 <= ord(ch) <= 0x9FFF:

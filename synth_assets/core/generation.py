@@ -142,7 +142,14 @@ def _template_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame) -> Genera
 
 
 def budget_left(
-    task: TaskConfig, batch: str, requests, cache: ResponseCache, seeds: pd.DataFrame, spent_by_task_usd: float, *, at_batch_price: bool
+    task: TaskConfig,
+    batch: str,
+    requests,
+    cache: ResponseCache,
+    seeds: pd.DataFrame,
+    spent_by_task_usd: float,
+    *,
+    at_batch_price: bool,
 ) -> float:
     """Dollars ``batch`` may still spend; :class:`BudgetError` if its expected cost does not fit.
 
@@ -195,10 +202,14 @@ def _llm_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame, session: LlmSe
     slots = llm.examples_per_request
     columns: dict[str, list] = {name: [] for name in GENERATED_COLUMNS}
     for request in requests:
-        _append_rows(columns, batch, llm.model, request, results[request.key], slot_outcomes(request, results[request.key], slots))
+        _append_rows(
+            columns, batch, llm.model, request, results[request.key], slot_outcomes(request, results[request.key], slots)
+        )
     refined = 0
     if llm.refine_max_share > 0 and session.unanswered is None:
-        refined, refine_summary = _refine(task, requests, results, columns, session, price, mode, run, budget - summary["spent_usd"])
+        refined, refine_summary = _refine(
+            task, requests, results, columns, session, price, mode, run, budget - summary["spent_usd"]
+        )
         summary = {name: value + refine_summary.get(name, 0) for name, value in summary.items()}
     summary |= {"structured_output": mode, "price_table_version": price.table_version, "refinement_requests": refined}
     return GenerationResult(_frame(columns), summary)
@@ -248,7 +259,9 @@ def _refine(task, requests, results, columns, session, price, mode, run, budget)
     """
     llm = task.generation.llm
     row_ids, statuses, texts = columns["row_id"], columns["status"], columns["text"]
-    position = {key: index for index, key in enumerate(columns["request_key"]) if index == 0 or columns["request_key"][index - 1] != key}
+    position = {
+        key: index for index, key in enumerate(columns["request_key"]) if index == 0 or columns["request_key"][index - 1] != key
+    }
     follow_ups = []
     for request in requests:
         start = position[request.key]
@@ -270,7 +283,9 @@ def _refine(task, requests, results, columns, session, price, mode, run, budget)
     )
     for request, replaced in follow_ups:
         result = answers[request.key]
-        _append_rows(columns, columns["batch"][0], llm.model, request, result, slot_outcomes(request, result, len(replaced)), replaced)
+        _append_rows(
+            columns, columns["batch"][0], llm.model, request, result, slot_outcomes(request, result, len(replaced)), replaced
+        )
     return len(follow_ups), summary
 
 

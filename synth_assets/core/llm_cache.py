@@ -97,4 +97,3 @@ class ResponseCache:
     def close(self) -> None:
         with self._lock:
             self._con.close()
-

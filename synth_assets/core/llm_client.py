@@ -238,9 +238,7 @@ class _CacheWriter:
 
 
 class _Run:
-    def __init__(
-        self, client, llm: LlmConfig, cache: _CacheWriter, price: Price, budget_usd: float, stats: RunStats, progress
-    ):
+    def __init__(self, client, llm: LlmConfig, cache: _CacheWriter, price: Price, budget_usd: float, stats: RunStats, progress):
         self.client = client
         self.llm = llm
         self.cache = cache

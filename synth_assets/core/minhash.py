@@ -42,7 +42,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-
 __all__ = [
     "BandIndex",
     "DEFAULT_MAX_BUCKET",
@@ -359,7 +358,9 @@ def _pairs_in_runs(order: np.ndarray, run_starts: np.ndarray, run_lengths: np.nd
     if len(s_starts):
         # Member p of a run pairs with every later member: counts = remaining members after p.
         member_run = np.repeat(np.arange(len(s_starts)), s_lengths)
-        member_pos = np.repeat(s_starts, s_lengths) + (np.arange(s_lengths.sum()) - np.repeat(np.cumsum(s_lengths) - s_lengths, s_lengths))
+        member_pos = np.repeat(s_starts, s_lengths) + (
+            np.arange(s_lengths.sum()) - np.repeat(np.cumsum(s_lengths) - s_lengths, s_lengths)
+        )
         later = (s_starts + s_lengths)[member_run] - member_pos - 1
         left = np.repeat(member_pos, later)
         step = np.arange(later.sum()) - np.repeat(np.cumsum(later) - later, later) + 1
@@ -367,7 +368,9 @@ def _pairs_in_runs(order: np.ndarray, run_starts: np.ndarray, run_lengths: np.nd
     b_starts, b_lengths = run_starts[~small], run_lengths[~small]
     if len(b_starts):
         first = np.repeat(b_starts, b_lengths - 1)
-        member = first + (np.arange((b_lengths - 1).sum()) - np.repeat(np.cumsum(b_lengths - 1) - (b_lengths - 1), b_lengths - 1)) + 1
+        member = (
+            first + (np.arange((b_lengths - 1).sum()) - np.repeat(np.cumsum(b_lengths - 1) - (b_lengths - 1), b_lengths - 1)) + 1
+        )
         pieces.append(np.stack([order[first], order[member]], axis=1))
     return np.concatenate(pieces) if pieces else np.zeros((0, 2), dtype=np.int64)
 

@@ -134,7 +134,9 @@ def refinement_request(
         examples=examples,
     )
     messages = [*original.messages, {"role": "assistant", "content": previous_answer}, {"role": "user", "content": feedback}]
-    params = request_params(task.generation.llm, original.label, mode) | {"response_format": response_format(original.label, count, mode)}
+    params = request_params(task.generation.llm, original.label, mode) | {
+        "response_format": response_format(original.label, count, mode)
+    }
     params = {name: value for name, value in params.items() if value is not None}
     key = stable_hash(task.generation.llm.model, messages, params, PROMPT_ID, PROMPT_VERSION, "refine", length=32)
     return GenerationRequest(key, original.label, original.request_index, messages, params, original.seed_ids, original.axes)

@@ -56,9 +56,53 @@ NEUTRAL_PHRASE_MIN_LABELS = 3
 DESCRIPTION_GENERIC_SHARE = 0.1
 # Words of how descriptions are written, not of what a label means: never inserted by ``describe``.
 DESCRIPTION_META_WORDS = set(
-    "user users customer customers person someone people message messages text texts utterance request "
-    "says say tells tell asks ask wants want makes make gives give something anything example such as "
-    "them they it itself themselves one ones which from between about into onto than then".split()
+    [
+        "user",
+        "users",
+        "customer",
+        "customers",
+        "person",
+        "someone",
+        "people",
+        "message",
+        "messages",
+        "text",
+        "texts",
+        "utterance",
+        "request",
+        "says",
+        "say",
+        "tells",
+        "tell",
+        "asks",
+        "ask",
+        "wants",
+        "want",
+        "makes",
+        "make",
+        "gives",
+        "give",
+        "something",
+        "anything",
+        "example",
+        "such",
+        "as",
+        "them",
+        "they",
+        "it",
+        "itself",
+        "themselves",
+        "one",
+        "ones",
+        "which",
+        "from",
+        "between",
+        "about",
+        "into",
+        "onto",
+        "than",
+        "then",
+    ]
 )
 
 # Built by scripts/build_lexicons.py from WordNet 3.0 (licence beside it): singular and plural of
@@ -71,29 +115,123 @@ _TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
 _NO_SPACE_BEFORE = re.compile(r" ([,.!?;:%)])")
 _NO_SPACE_AFTER = re.compile(r"([($]) ")
 
-_NUMBER_WORDS = (
-    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
-    "sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty hundred"
-).split()
+_NUMBER_WORDS = [
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+    "twenty",
+    "thirty",
+    "forty",
+    "fifty",
+    "sixty",
+    "hundred",
+]
 SLOT_LEXICONS: dict[str, list[str]] = {
     "number": _NUMBER_WORDS + [str(n) for n in (*range(1, 13), 15, 20, 25, 30, 45, 50, 100)],
     "meridiem": ["am", "pm"],
-    "weekday": "monday tuesday wednesday thursday friday saturday sunday".split(),
-    "month": "january february march april june july august september october november december".split(),
+    "weekday": ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"],
+    "month": ["january", "february", "march", "april", "june", "july", "august", "september", "october", "november", "december"],
     "day_part": ["morning", "afternoon", "evening", "night"],
     "relative_day": ["today", "tomorrow", "tonight"],
-    "colour": "red blue green yellow purple orange pink white violet".split(),
-    "city": (
-        "london paris berlin madrid rome tokyo delhi mumbai chicago boston seattle toronto sydney dublin "
-        "amsterdam vienna prague moscow beijing dubai singapore barcelona lisbon denver atlanta"
-    ).split(),
-    "currency": "dollar dollars euro euros pound pounds yen rupee rupees".split(),
+    "colour": ["red", "blue", "green", "yellow", "purple", "orange", "pink", "white", "violet"],
+    "city": [
+        "london",
+        "paris",
+        "berlin",
+        "madrid",
+        "rome",
+        "tokyo",
+        "delhi",
+        "mumbai",
+        "chicago",
+        "boston",
+        "seattle",
+        "toronto",
+        "sydney",
+        "dublin",
+        "amsterdam",
+        "vienna",
+        "prague",
+        "moscow",
+        "beijing",
+        "dubai",
+        "singapore",
+        "barcelona",
+        "lisbon",
+        "denver",
+        "atlanta",
+    ],
+    "currency": ["dollar", "dollars", "euro", "euros", "pound", "pounds", "yen", "rupee", "rupees"],
 }
 # Words that are also first names in Faker's list but mean something else in requests.
 _NOT_NAMES = set(
-    "will may june april august mark bill rose joy grace hope faith sunny summer autumn dawn art "
-    "frank gene guy jack jay ken max miles nick pat ray rich rob sandy tom victor chase hunter "
-    "page carol brook lane dale glen holly ivy iris pearl ruby amber crystal star".split()
+    [
+        "will",
+        "may",
+        "june",
+        "april",
+        "august",
+        "mark",
+        "bill",
+        "rose",
+        "joy",
+        "grace",
+        "hope",
+        "faith",
+        "sunny",
+        "summer",
+        "autumn",
+        "dawn",
+        "art",
+        "frank",
+        "gene",
+        "guy",
+        "jack",
+        "jay",
+        "ken",
+        "max",
+        "miles",
+        "nick",
+        "pat",
+        "ray",
+        "rich",
+        "rob",
+        "sandy",
+        "tom",
+        "victor",
+        "chase",
+        "hunter",
+        "page",
+        "carol",
+        "brook",
+        "lane",
+        "dale",
+        "glen",
+        "holly",
+        "ivy",
+        "iris",
+        "pearl",
+        "ruby",
+        "amber",
+        "crystal",
+        "star",
+    ]
 )
 FIRST_NAMES = sorted({name.lower() for name in _FakerPerson.first_names} - _NOT_NAMES)
 SLOT_LEXICONS["first_name"] = FIRST_NAMES[::3]  # a spread of names, not 700 near-identical choices
@@ -101,14 +239,86 @@ _SLOT_OF = {word: slot for slot, words in SLOT_LEXICONS.items() for word in word
 _SLOT_OF.update({name: "first_name" for name in FIRST_NAMES})
 
 _FUNCTION_WORDS = set(
-    "a an the to for of in on at my me i you your please can could would will do does is it this that "
-    "with and or some any be are what how up".split()
+    [
+        "a",
+        "an",
+        "the",
+        "to",
+        "for",
+        "of",
+        "in",
+        "on",
+        "at",
+        "my",
+        "me",
+        "i",
+        "you",
+        "your",
+        "please",
+        "can",
+        "could",
+        "would",
+        "will",
+        "do",
+        "does",
+        "is",
+        "it",
+        "this",
+        "that",
+        "with",
+        "and",
+        "or",
+        "some",
+        "any",
+        "be",
+        "are",
+        "what",
+        "how",
+        "up",
+    ]
 )
 # Words whose removal or replacement can flip a label (sentiment, commands, comparisons).
 PROTECTED_WORDS = set(
-    "not no never nothing nobody none nor neither without cannot cant can't don't doesn't didn't isn't "
-    "wasn't aren't won't wouldn't shouldn't couldn't n't but on off up down in out more less most least "
-    "too very only yes".split()
+    [
+        "not",
+        "no",
+        "never",
+        "nothing",
+        "nobody",
+        "none",
+        "nor",
+        "neither",
+        "without",
+        "cannot",
+        "cant",
+        "can't",
+        "don't",
+        "doesn't",
+        "didn't",
+        "isn't",
+        "wasn't",
+        "aren't",
+        "won't",
+        "wouldn't",
+        "shouldn't",
+        "couldn't",
+        "n't",
+        "but",
+        "on",
+        "off",
+        "up",
+        "down",
+        "in",
+        "out",
+        "more",
+        "less",
+        "most",
+        "least",
+        "too",
+        "very",
+        "only",
+        "yes",
+    ]
 )
 _BUILT_IN_OPENERS = [
     ("please",),
@@ -429,4 +639,3 @@ def generate_template_rows(
             seen.add(normalize_text(text))
             rows.append({"text": text, "label": label, "template_id": template_id, "seed_ids": seed_ids, "sample_index": index})
     return pd.DataFrame(rows, columns=["text", "label", "template_id", "seed_ids", "sample_index"])
-

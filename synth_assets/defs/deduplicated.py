@@ -4,8 +4,8 @@ import dagster as dg
 
 from synth_assets.core.dedup import (
     collapse_signal,
-    duplicate_pairs,
     dedup_batch,
+    duplicate_pairs,
     references_for_batch,
     semantic_duplicates,
     signature_settings,
