@@ -120,3 +120,11 @@ def test_a_duplicate_rate_well_above_the_history_is_a_collapse_signal():
     assert collapse_signal(0.12, [0.05, 0.06, 0.04, 0.05])[0]
     looks_normal, why = collapse_signal(0.40, [0.05, 0.06, 0.04, 0.05])
     assert not looks_normal and "may be collapsing" in why and "mean 0.050 over 4 batches" in why
+
+
+def test_an_empty_batch_and_a_one_row_batch_get_verdicts():
+    reference = Reference(["seed:1"], ["please play some relaxing jazz music"], "copies_seed")
+    empty, stored = dedup_batch(_candidates(), [reference], **SETTINGS)
+    assert empty.empty and stored.empty
+    one, stored = dedup_batch(_candidates("please play some relaxing jazz music now"), [reference], **SETTINGS)
+    assert one["dup_status"].tolist() == ["copies_seed"] and stored.empty

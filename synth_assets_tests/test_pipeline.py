@@ -111,6 +111,7 @@ def test_rematerializing_a_partition_gives_identical_bytes(factory, two_batches)
     first = two_batches[0]
     paths = [factory.lake.table_path(stage, first) for stage in FACTORY_STAGES]
     paths += [factory.lake.sidecar_path(stage, first) for stage in SIDECAR_STAGES]
+    paths.append(factory.lake.table_path("dedup_signatures", first))
     before = {path: path.read_bytes() for path in paths}
     # batch 2 exists now; rebuilding batch 1 must still read only what batch 1 read the first time
     assert factory.run(first).success
