@@ -18,10 +18,11 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from synth_assets.core.probes import PROBES, SeedProfile, probe
 from synth_assets.core.schemas import GENERATION_FAILURES
 from synth_assets.core.task_config import GateConfig
 
-GATE_VERSION = "2026.11.1"
+GATE_VERSION = "2026.11.2"
 # Leftovers of a template or prompt: {slot}, [[slot]], <SLOT>, ${var}.
 _TEMPLATE_MARKER = re.compile(r"\{[^{}]{0,40}\}|\[\[|\]\]|<[A-Z_]{2,}>|\$\{")
 
@@ -47,7 +48,18 @@ def _dup_filter(status: str, what: str, measure: str = "Jaccard") -> RowFilter:
     )
 
 
-def row_filters(config: GateConfig) -> list[RowFilter]:
+def _probe_filter(name: str, profile: SeedProfile) -> RowFilter:
+    found: dict[int, str] = {}
+
+    def rejects(rows: pd.DataFrame) -> pd.Series:
+        evidence = probe(name, rows["text"], profile)
+        found.update(evidence[evidence != ""].to_dict())
+        return evidence != ""
+
+    return RowFilter(reason=name, rejects=rejects, detail=lambda row: found.get(row.name, name))
+
+
+def row_filters(config: GateConfig, profile: SeedProfile | None = None) -> list[RowFilter]:
     """The gate's filters for a task, in the order their reasons take precedence."""
     length = lambda rows: rows["text"].str.len()  # noqa: E731 - shared by the two length filters
     return [
@@ -68,6 +80,7 @@ def row_filters(config: GateConfig) -> list[RowFilter]:
             lambda rows: rows["text"].str.contains(_TEMPLATE_MARKER),
             lambda row: f"leftover template marker {_TEMPLATE_MARKER.search(row['text']).group(0)!r}",
         ),
+        *(_probe_filter(name, profile) for name in PROBES if profile is not None and name not in config.skip_probes),
         _dup_filter("contaminates_heldout", "copies the held-out row"),
         _dup_filter("copies_seed", "copies the seed"),
         _dup_filter("exact_dup", "exact duplicate of"),
@@ -76,12 +89,16 @@ def row_filters(config: GateConfig) -> list[RowFilter]:
     ]
 
 
-def apply_filters(rows: pd.DataFrame, config: GateConfig) -> pd.DataFrame:
-    """``rows`` with ``accepted, reject_reason, reject_detail``; every row gets a verdict."""
+def apply_filters(rows: pd.DataFrame, config: GateConfig, profile: SeedProfile | None = None) -> pd.DataFrame:
+    """``rows`` with ``accepted, reject_reason, reject_detail``; every row gets a verdict.
+
+    With a ``profile`` of the task's labels and seeds, the probes of :mod:`synth_assets.core.probes`
+    run too (all but ``gate.skip_probes``).
+    """
     rows = rows.astype({"text": str, "norm_key": str})
     reasons = pd.Series("", index=rows.index, dtype=object)
     details = pd.Series("", index=rows.index, dtype=object)
-    for row_filter in row_filters(config):
+    for row_filter in row_filters(config, profile):
         hit = row_filter.rejects(rows).fillna(True).astype(bool) & (reasons == "")
         if hit.any():
             reasons[hit] = row_filter.reason

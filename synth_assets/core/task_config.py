@@ -13,6 +13,7 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from synth_assets.core.probes import PROBES
 from synth_assets.core.template_generator import OPERATORS
 
 TASK_FILE = "task.yaml"
@@ -96,6 +97,15 @@ class GateConfig(_Strict):
     yield_floor: float = Field(0.3, ge=0.0, le=1.0, description="accepted / attempted below this fails the batch")
     min_label_coverage: float = Field(1.0, ge=0.0, le=1.0, description="share of labels with an accepted row")
     max_near_dup_rate: float = Field(0.5, ge=0.0, le=1.0, description="near duplicates / attempted above this fails the batch")
+    skip_probes: list[str] = Field(default_factory=list, description="probes of core/probes.py this task does not run")
+
+    @field_validator("skip_probes")
+    @classmethod
+    def _probes_exist(cls, names: list[str]) -> list[str]:
+        unknown = sorted(set(names) - set(PROBES))
+        if unknown:
+            raise ValueError(f"unknown probe(s) {', '.join(unknown)}; known: {', '.join(PROBES)}")
+        return names
 
     @model_validator(mode="after")
     def _bounds_ordered(self) -> GateConfig:

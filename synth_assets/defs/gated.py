@@ -9,6 +9,7 @@ out of every later version too, not only this run.
 import dagster as dg
 
 from synth_assets.core.gate import GATE_VERSION, apply_filters, batch_verdict
+from synth_assets.core.probes import PROBES, SeedProfile, opening_phrases
 from synth_assets.core.report import markdown_table
 from synth_assets.core.schemas import gated_schema
 from synth_assets.defs.deduplicated import deduplicated
@@ -42,7 +43,8 @@ def gated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.Mat
     batch = context.partition_key
     task = factory.task_for_batch(batch)
     lake = factory.lake()
-    table = apply_filters(lake.read_table("deduplicated", batch), task.gate)
+    profile = SeedProfile.of(task.labels, lake.read_table("seeds", batch)["text"])
+    table = apply_filters(lake.read_table("deduplicated", batch), task.gate, profile)
     verdict = batch_verdict(table, task.gate)
     verdict_path = lake.write_json("gated", batch, verdict)
     context.log.info(
@@ -81,6 +83,11 @@ def gated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.Mat
             "gate_passed": verdict["passed"],
             "gate_failures": "; ".join(verdict["failures"]) or "none",
             "rejects_by_reason": counts_table(verdict["rejects_by_reason"], "reject_reason"),
+            "probe_hits": counts_table(
+                {name: int((table["reject_reason"] == name).sum()) for name in PROBES if name not in task.gate.skip_probes},
+                "probe",
+            ),
+            "common_openings": dg.MetadataValue.md(markdown_table(opening_phrases(table.loc[table["status"] == "ok", "text"]))),
             "rejected_sample": dg.MetadataValue.md(markdown_table(rejected[["text", "label", "reject_reason", "reject_detail"]])),
             "thresholds": dg.MetadataValue.json(verdict["thresholds"]),
             "cost_usd": round(cost, 6),
