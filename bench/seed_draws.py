@@ -23,10 +23,10 @@ import pandas as pd
 from synth_assets.core.dedup import find_duplicates, references_for_batch
 from synth_assets.core.evaluate import evaluate_version, train_and_score
 from synth_assets.core.gate import apply_filters, batch_verdict
-from synth_assets.core.probes import SeedProfile
 from synth_assets.core.generation import generate_batch
 from synth_assets.core.labelled_data import read_labelled_file
 from synth_assets.core.mix import mix_version
+from synth_assets.core.probes import SeedProfile
 from synth_assets.core.task_config import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
