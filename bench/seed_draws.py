@@ -22,11 +22,10 @@ import pandas as pd
 
 from synth_assets.core.dedup import find_duplicates, references_for_batch
 from synth_assets.core.evaluate import evaluate_version, train_and_score
-from synth_assets.core.gate import apply_filters, batch_verdict
+from synth_assets.core.gate import batch_verdict, gate_rows
 from synth_assets.core.generation import generate_batch
 from synth_assets.core.labelled_data import read_labelled_file
 from synth_assets.core.mix import mix_version
-from synth_assets.core.probes import SeedProfile
 from synth_assets.core.task_config import load_task
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,7 +48,7 @@ def run_draw(task, pool: pd.DataFrame, heldout: pd.DataFrame, draw: int, per_lab
             num_perm=task.dedup.num_perm,
             shingle_chars=task.dedup.shingle_chars,
         )
-        gated = apply_filters(verdicts, task.gate, SeedProfile.of(task.labels, seeds["text"]))
+        gated = gate_rows(verdicts, task.gate, task.labels, seeds)
         verdict = batch_verdict(gated, task.gate)
         yields.append(verdict["yield"])
         earlier_unique = pd.concat(

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from synth_assets.core.label_check import LabelChecker
 from synth_assets.core.probes import PROBES, SeedProfile, probe
 from synth_assets.core.schemas import GENERATION_FAILURES
 from synth_assets.core.task_config import GateConfig
@@ -89,11 +90,14 @@ def row_filters(config: GateConfig, profile: SeedProfile | None = None) -> list[
     ]
 
 
-def apply_filters(rows: pd.DataFrame, config: GateConfig, profile: SeedProfile | None = None) -> pd.DataFrame:
+def apply_filters(
+    rows: pd.DataFrame, config: GateConfig, profile: SeedProfile | None = None, label_checker: LabelChecker | None = None
+) -> pd.DataFrame:
     """``rows`` with ``accepted, reject_reason, reject_detail``; every row gets a verdict.
 
     With a ``profile`` of the task's labels and seeds, the probes of :mod:`synth_assets.core.probes`
-    run too (all but ``gate.skip_probes``).
+    run too (all but ``gate.skip_probes``). With a ``label_checker``, the expensive tier runs last
+    and only on the rows every cheap filter kept: ``label_disputed`` rows.
     """
     rows = rows.astype({"text": str, "norm_key": str})
     reasons = pd.Series("", index=rows.index, dtype=object)
@@ -103,7 +107,22 @@ def apply_filters(rows: pd.DataFrame, config: GateConfig, profile: SeedProfile |
         if hit.any():
             reasons[hit] = row_filter.reason
             details[hit] = rows[hit].apply(row_filter.detail, axis=1)
+    if label_checker is not None:
+        survivors = reasons == ""
+        disputes = label_checker.disputes(rows.loc[survivors, "text"], rows.loc[survivors, "label"])
+        hit = disputes[disputes != ""].index
+        reasons[hit], details[hit] = "label_disputed", disputes[hit]
     return rows.assign(accepted=(reasons == "").to_numpy(), reject_reason=reasons.astype(str), reject_detail=details.astype(str))
+
+
+def gate_rows(rows: pd.DataFrame, config: GateConfig, labels, seeds: pd.DataFrame) -> pd.DataFrame:
+    """Every tier of the gate for a batch whose real seeds are ``seeds`` (``text, label``)."""
+    checker = (
+        LabelChecker.fit(seeds["text"], seeds["label"], config.label_dispute_rank, config.label_dispute_ratio)
+        if config.label_check and seeds["label"].nunique() > 1
+        else None
+    )
+    return apply_filters(rows, config, SeedProfile.of(labels, seeds["text"]), checker)
 
 
 def batch_verdict(gated: pd.DataFrame, config: GateConfig) -> dict:

@@ -98,6 +98,9 @@ class GateConfig(_Strict):
     min_label_coverage: float = Field(1.0, ge=0.0, le=1.0, description="share of labels with an accepted row")
     max_near_dup_rate: float = Field(0.5, ge=0.0, le=1.0, description="near duplicates / attempted above this fails the batch")
     skip_probes: list[str] = Field(default_factory=list, description="probes of core/probes.py this task does not run")
+    label_check: bool = Field(True, description="dispute rows whose label a classifier on the seeds confidently rejects")
+    label_dispute_rank: int = Field(3, ge=1, description="disputed only if the claimed label ranks below this")
+    label_dispute_ratio: float = Field(5.0, ge=1.0, description="... and the top label is this many times as probable")
 
     @field_validator("skip_probes")
     @classmethod

@@ -7,9 +7,10 @@ out of every later version too, not only this run.
 """
 
 import dagster as dg
+import pandas as pd
 
-from synth_assets.core.gate import GATE_VERSION, apply_filters, batch_verdict
-from synth_assets.core.probes import PROBES, SeedProfile, opening_phrases
+from synth_assets.core.gate import GATE_VERSION, batch_verdict, gate_rows
+from synth_assets.core.probes import PROBES, opening_phrases
 from synth_assets.core.report import markdown_table
 from synth_assets.core.schemas import gated_schema
 from synth_assets.defs.deduplicated import deduplicated
@@ -43,8 +44,9 @@ def gated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.Mat
     batch = context.partition_key
     task = factory.task_for_batch(batch)
     lake = factory.lake()
-    profile = SeedProfile.of(task.labels, lake.read_table("seeds", batch)["text"])
-    table = apply_filters(lake.read_table("deduplicated", batch), task.gate, profile)
+    table = gate_rows(lake.read_table("deduplicated", batch), task.gate, task.labels, lake.read_table("seeds", batch))
+    disputed = int((table["reject_reason"] == "label_disputed").sum())
+    cheap_survivors = int(table["accepted"].sum()) + disputed
     verdict = batch_verdict(table, task.gate)
     verdict_path = lake.write_json("gated", batch, verdict)
     context.log.info(
@@ -86,6 +88,18 @@ def gated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.Mat
             "probe_hits": counts_table(
                 {name: int((table["reject_reason"] == name).sum()) for name in PROBES if name not in task.gate.skip_probes},
                 "probe",
+            ),
+            "rows_by_tier": dg.MetadataValue.md(
+                markdown_table(
+                    pd.DataFrame(
+                        {
+                            "tier": ["cheap filters (format, probes, duplicates)", "label consistency classifier"],
+                            "rows_in": [len(table), cheap_survivors if task.gate.label_check else 0],
+                            "rejected": [len(table) - cheap_survivors, disputed],
+                            "cost_usd": [0.0, 0.0],
+                        }
+                    )
+                )
             ),
             "common_openings": dg.MetadataValue.md(markdown_table(opening_phrases(table.loc[table["status"] == "ok", "text"]))),
             "rejected_sample": dg.MetadataValue.md(markdown_table(rejected[["text", "label", "reject_reason", "reject_detail"]])),
