@@ -16,6 +16,7 @@ EXPECTED_GRAPH = {
 EXPECTED_CHECKS = {
     ("deduplicated", "duplicate_rate_within_history", False),
     ("gated", "gate_passed", True),
+    ("gated", "gated_expectations", False),
     ("heldout_eval", "beats_seeds_only", False),
 }
 

@@ -193,3 +193,13 @@ def test_the_second_batch_loads_the_first_batchs_signatures_instead_of_hashing_i
     event = factory.instance.get_latest_materialization_event(dg.AssetKey("deduplicated"))
     assert event.dagster_event.partition == second
     assert event.asset_materialization.metadata["signatures_loaded"].value == len(stored) > 0
+
+
+def test_the_great_expectations_suite_runs_on_every_batch_with_its_results(factory):
+    key = factory.open("b1")
+    result = factory.run(key)
+    evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert set(evaluations) == {"duplicate_rate_within_history", "gate_passed", "gated_expectations", "beats_seeds_only"}
+    expectations = evaluations["gated_expectations"]
+    assert expectations.passed and expectations.metadata["expectations"].value == 8
+    assert "expect_column_distinct_values_to_contain_set" in expectations.metadata["results"].value
