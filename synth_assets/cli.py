@@ -7,6 +7,7 @@
     python -m synth_assets status
     python -m synth_assets poll-batches [--wait]         # Batch API jobs: what the llm_batches sensor does
     python -m synth_assets cancel-batch --batch <key>
+    python -m synth_assets ingest-review --batch <key> --file <filled sheet>
 
 Runs go to the persistent Dagster instance in ``$DAGSTER_HOME`` (this repository by default), so
 the UI (``make ui``) shows every materialization made here.
@@ -205,6 +206,23 @@ def cancel_batch(args) -> int:
     return 0
 
 
+def ingest_review_sheet(args) -> int:
+    """Record a filled review sheet and the batch's reviewed_acceptance check."""
+    from synth_assets.defs.review import ingest_review, report_review
+
+    instance = _instance()
+    factory = _resource(_definitions())
+    verdict = ingest_review(instance, factory.lake(), factory.task_for_batch(args.batch), args.batch, Path(args.file).resolve())
+    report_review(instance, factory.lake(), args.batch)
+    outcome = "passed" if verdict["passed"] else "FAILED: " + "; ".join(verdict["failures"])
+    print(
+        f"{args.batch}: {verdict['judged']} of {verdict['sample_rows']} rows judged, {verdict['accepted']} accepted, "
+        f"{verdict['relabelled']} relabelled; review {outcome}"
+    )
+    print("dataset versions added from now on apply it; add one with `add-batch`")
+    return 0 if verdict["passed"] else 1
+
+
 SEMANTIC_MODEL_WHEEL = "mostlyai-qa==1.10.11"
 SEMANTIC_MODEL_IN_WHEEL = "mostlyai/qa/assets/embedders/potion-base-8M/"
 
@@ -282,6 +300,12 @@ def main(argv: list[str] | None = None) -> int:
     cancel_parser = commands.add_parser("cancel-batch", help="cancel a partition's open Batch API batches")
     cancel_parser.add_argument("--batch", required=True, help="the partition key, e.g. mytask-refresh_20261125_0600")
     cancel_parser.set_defaults(handler=cancel_batch)
+    review_parser = commands.add_parser("ingest-review", help="record a filled review sheet of a batch")
+    review_parser.add_argument("--batch", required=True)
+    review_parser.add_argument(
+        "--file", required=True, help="the batch's review sheet (data/lake/review_requests/<batch>.csv) filled in"
+    )
+    review_parser.set_defaults(handler=ingest_review_sheet)
     model_parser = commands.add_parser("fetch-semantic-model", help="download the offline embedding model for semantic dedup")
     model_parser.set_defaults(handler=fetch_semantic_model)
     status_parser = commands.add_parser("status", help="list batches with gate verdicts and held-out scores")

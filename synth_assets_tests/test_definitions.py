@@ -14,6 +14,7 @@ EXPECTED_GRAPH = {
     "heldout_eval": ["training_set"],
 }
 EXPECTED_CHECKS = {
+    ("gated", "reviewed_acceptance", True),
     ("deduplicated", "duplicate_rate_within_history", False),
     ("gated", "gate_passed", True),
     ("gated", "gated_expectations", False),

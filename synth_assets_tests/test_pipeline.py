@@ -199,7 +199,79 @@ def test_the_great_expectations_suite_runs_on_every_batch_with_its_results(facto
     key = factory.open("b1")
     result = factory.run(key)
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
-    assert set(evaluations) == {"duplicate_rate_within_history", "gate_passed", "gated_expectations", "beats_seeds_only"}
+    assert set(evaluations) == {
+        "duplicate_rate_within_history",
+        "gate_passed",
+        "gated_expectations",
+        "reviewed_acceptance",
+        "beats_seeds_only",
+    }
     expectations = evaluations["gated_expectations"]
     assert expectations.passed and expectations.metadata["expectations"].value == 8
     assert "expect_column_distinct_values_to_contain_set" in expectations.metadata["results"].value
+
+
+def test_a_review_round_trip_gates_later_versions_and_relabels_rows(factory, tmp_path):
+    import dagster as dg
+
+    from synth_assets.defs.review import ingest_review, report_review
+
+    first = factory.open("b1")
+    assert factory.run(first).success
+    sheet = pd.read_csv(factory.lake.csv_path("review_requests", first), dtype=str, keep_default_na=False)
+    assert len(sheet) == 20 and set(sheet["label"]) == {"alarm_set", "weather_query", "play_music", "lights_off"}
+    sheet["verdict"] = "accept"
+    sheet.loc[0, "verdict"] = "reject"
+    relabelled = sheet.loc[1, "row_id"]
+    sheet.loc[1, "corrected_label"] = "play_music" if sheet.loc[1, "label"] != "play_music" else "lights_off"
+    filled = tmp_path / "filled.csv"
+    sheet.to_csv(filled, index=False)
+    verdict = ingest_review(factory.instance, factory.lake, factory.resource.task("home"), first, filled)
+    assert verdict["passed"] and verdict["judged"] == 20 and verdict["rejected"] == 1 and verdict["relabelled"] == 1
+
+    before = factory.lake.read_table("training_set", first)
+    assert factory.run(first).success
+    assert factory.lake.read_table("training_set", first).equals(before), "a version made before the review stays as it was"
+    second = factory.open("b2")
+    assert factory.run(second).success
+    pool = factory.lake.read_table("training_set", second)
+    assert sheet.loc[0, "row_id"] not in set(pool["row_id"])
+    if relabelled in set(pool["row_id"]):
+        assert pool.set_index("row_id").loc[relabelled, "label"] == sheet.loc[1, "corrected_label"]
+    report_review(factory.instance, factory.lake, first)
+    check = dg.AssetCheckKey(dg.AssetKey("gated"), "reviewed_acceptance")
+    latest = factory.instance.event_log_storage.get_asset_check_execution_history(check, limit=1)[0]
+    evaluation = latest.event.dagster_event.event_specific_data
+    assert evaluation.partition == first and evaluation.passed
+    assert evaluation.metadata["acceptance"] == dg.MetadataValue.float(0.95)
+
+
+def test_a_failed_review_keeps_the_batch_out_of_later_versions(factory, tmp_path):
+    from synth_assets.defs.review import ingest_review
+
+    first = factory.open("b1")
+    assert factory.run(first).success
+    sheet = pd.read_csv(factory.lake.csv_path("review_requests", first), dtype=str, keep_default_na=False)
+    sheet["verdict"] = ["reject" if i % 2 else "accept" for i in range(len(sheet))]
+    sheet.to_csv(tmp_path / "filled.csv", index=False)
+    verdict = ingest_review(factory.instance, factory.lake, factory.resource.task("home"), first, tmp_path / "filled.csv")
+    assert not verdict["passed"] and "reviewed acceptance 0.500 is below" in verdict["failures"][0]
+    second = factory.open("b2")
+    factory.run(second)
+    manifest = factory.lake.read_json("training_set", second)
+    assert first in manifest["batches_excluded"] and manifest["batches_included"] == [second]
+
+
+def test_a_review_sheet_with_bad_lines_is_refused_naming_them(factory, tmp_path):
+    from synth_assets.core.labelled_data import InputFileError
+    from synth_assets.defs.review import ingest_review
+
+    first = factory.open("b1")
+    assert factory.run(first).success
+    sheet = pd.read_csv(factory.lake.csv_path("review_requests", first), dtype=str, keep_default_na=False)
+    sheet.loc[0, "verdict"] = "maybe"
+    sheet.loc[1, ["verdict", "corrected_label"]] = ["accept", "no_such_label"]
+    sheet.to_csv(tmp_path / "filled.csv", index=False)
+    with pytest.raises(InputFileError, match=r"line 2: verdict 'maybe'.*\n.*line 3: corrected_label 'no_such_label'"):
+        ingest_review(factory.instance, factory.lake, factory.resource.task("home"), first, tmp_path / "filled.csv")
+    assert not factory.lake.sidecar_path("review", first).is_file()

@@ -62,6 +62,15 @@ class Lake:
             raise LakeError(f"{path} does not exist: materialize {asset} for partition {batch} first")
         return pd.read_parquet(path, engine="pyarrow")
 
+    def csv_path(self, asset: str, batch: str) -> Path:
+        return self.root / asset / f"{batch}.csv"
+
+    def write_csv(self, asset: str, batch: str, frame: pd.DataFrame) -> Path:
+        """A partition as CSV, for people to open and fill in (written atomically like every file)."""
+        target = self.csv_path(asset, batch)
+        _atomic_write(target, lambda temp: frame.to_csv(temp, index=False, lineterminator="\n"))
+        return target
+
     def write_json(self, asset: str, batch: str, payload: dict) -> Path:
         target = self.sidecar_path(asset, batch)
         text = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"

@@ -12,6 +12,7 @@ import pandas as pd
 from synth_assets.core.gate import GATE_VERSION, batch_verdict, gate_rows
 from synth_assets.core.probes import PROBES, opening_phrases
 from synth_assets.core.report import markdown_table
+from synth_assets.core.review import review_sample
 from synth_assets.core.schemas import gated_schema
 from synth_assets.defs.deduplicated import deduplicated
 from synth_assets.defs.partitions import batches
@@ -19,6 +20,7 @@ from synth_assets.defs.publishing import counts_table, publish, stage_code_versi
 from synth_assets.defs.resources import FactoryResource
 
 GATE_CHECK = "gate_passed"
+REVIEW_REQUESTS = "review_requests"  # lake folder of the review sheets, one CSV per batch
 
 
 @dg.asset(
@@ -72,6 +74,11 @@ def gated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.Mat
             "thresholds": dg.MetadataValue.json(verdict["thresholds"]),
         },
     )
+    review_sheet = lake.write_csv(
+        REVIEW_REQUESTS,
+        batch,
+        review_sample(table, batch, task.gate.review_share, task.gate.review_min_rows, task.gate.review_max_rows),
+    )
     rejected = table[~table["accepted"]]
     cost = float(table["cost_usd"].sum())
     return publish(
@@ -107,6 +114,7 @@ def gated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.Mat
             "cost_usd": round(cost, 6),
             "cost_per_accepted_example_usd": round(cost / verdict["accepted"], 8) if verdict["accepted"] else None,
             "verdict": dg.MetadataValue.path(str(verdict_path)),
+            "review_sheet": dg.MetadataValue.path(str(review_sheet)),
         },
         sample=table[table["accepted"]][["text", "label", "template_id"]],
         check_results=[check],

@@ -3,11 +3,13 @@
 import dagster as dg
 
 from synth_assets.core.mix import MIX_VERSION, manifest, mix_version, unique_real_rows
+from synth_assets.core.review import apply_review
 from synth_assets.core.schemas import training_set_schema
 from synth_assets.defs.gated import gated
 from synth_assets.defs.partitions import batches, batches_up_to
 from synth_assets.defs.publishing import counts_table, publish, stage_code_version
 from synth_assets.defs.resources import FactoryResource
+from synth_assets.defs.review import reviews_for_version
 
 POOL_SQL = (
     "SELECT row_id, text, label, batch, batch_order, generator, model, template_id, template_version "
@@ -32,10 +34,14 @@ def training_set(context: dg.AssetExecutionContext, factory: FactoryResource) ->
     lake = factory.lake()
     so_far = batches_up_to(context.instance, version)
     verdicts = {batch: lake.read_json("gated", batch) for batch in so_far}
-    included = [batch for batch in so_far if verdicts[batch]["passed"]]
-    excluded = {batch: verdicts[batch]["failures"] for batch in so_far if not verdicts[batch]["passed"]}
+    reviews = reviews_for_version(context.instance, lake, version, so_far)
+    failures = {batch: verdicts[batch]["failures"] + reviews.get(batch, {}).get("failures", []) for batch in so_far}
+    included = [batch for batch in so_far if not failures[batch]]
+    excluded = {batch: failures[batch] for batch in so_far if failures[batch]}
     real = unique_real_rows(lake.query("seeds", so_far, "SELECT seed_id, text, label, batch, line, batch_order FROM rows"))
     pool = lake.query("gated", so_far, POOL_SQL).query("batch in @included").reset_index(drop=True)
+    for review in reviews.values():
+        pool = apply_review(pool, review["rows"])
     cost_by_batch = lake.query("generated", so_far, "SELECT batch, sum(cost_usd) AS cost FROM rows GROUP BY batch")
     cost = float(cost_by_batch.loc[cost_by_batch["batch"].isin(included), "cost"].sum())
     table, mix_summary = mix_version(task.name, version, real, pool, task.mix.synthetic_share)
