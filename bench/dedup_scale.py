@@ -1,20 +1,25 @@
-"""Near-duplicate detection at scale: the vectorised engine (synth_assets.core.minhash) against datasketch.
+"""Near-duplicate detection at scale: the product path (``synth_assets.core.dedup.dedup_batch``) against datasketch.
 
 A reproducible corpus of short texts (5-20 words from a fixed pseudo-word vocabulary, seeded RNG)
 with planted near-duplicates of earlier rows: one word substituted, inserted or deleted, two
 adjacent words swapped, an exact copy up to case/punctuation, and a three-word rewrite (usually
 below the threshold), plus unrelated texts. Every planted pair's Jaccard of character shingles
-is measured with the current engine's own definitions (``dedup.shingles`` / ``dedup.jaccard``,
-Python sets of strings: independent of our hashing).
+is measured with plain Python sets of shingle strings (``reference_dedup.shingles`` /
+``jaccard``: independent of our hashing).
 
 Per size, in a fresh subprocess (so peak RSS is that size's alone):
-- end to end: ``near_duplicate_verdicts`` (exact keys -> shingles -> signatures -> band-sort LSH
-  -> estimate filter -> exact Jaccard -> a verdict per row), docs/s and peak RSS;
-- signatures alone (ours), docs/s;
-- precision / recall of the rows flagged as duplicates against the planted truth (the same
-  first-occurrence resolution applied to the planted pairs whose exact Jaccard >= threshold),
-  and at <= 20k rows against exact all-pairs Jaccard (scipy sparse products over shingle sets);
-- at the largest size: adding a batch of 10k rows to an index of all earlier rows.
+- end to end: ``dedup_batch`` on a DataFrame of the corpus (``row_id, text, status='ok'``) with
+  no references, exactly as the dedup stage calls it (normalisation, exact keys, signatures,
+  band-sort LSH, verification, a verdict per row, the signature table of the unique rows);
+  docs/s and peak RSS;
+- signatures alone (ours, of the normalised texts), docs/s;
+- precision / recall of the rows flagged as duplicates against the planted truth (first
+  occurrence wins over the planted pairs whose exact Jaccard >= threshold), and at <= 20k rows
+  against exact all-pairs Jaccard (scipy sparse products over shingle sets);
+- at the largest size: adding a batch of 10k rows, i.e. ``dedup_batch`` of the batch against
+  ``Reference(ids, texts, "exact_dup", signatures=...)`` of the corpus's unique rows, with the
+  signatures loaded from the signature table the end-to-end run returned (``stored_signatures``,
+  as the stage loads them from the lake).
 In the parent, on a subsample: datasketch per document (``MinHash.update`` shingle by shingle)
 and ``MinHash.bulk``, docs/s extrapolated to each size.
 
@@ -34,16 +39,10 @@ import time
 from datetime import UTC, datetime
 
 import numpy as np
+import pandas as pd
 
-from synth_assets.core.minhash import (
-    BandIndex,
-    lsh_bands,
-    lsh_candidate_pairs,
-    near_duplicate_verdicts,
-    resolve_near_duplicates,
-    signatures,
-    verify_pairs,
-)
+from synth_assets.core.dedup import Reference, dedup_batch, stored_signatures
+from synth_assets.core.minhash import lsh_bands, signatures
 from synth_assets.core.text import normalize_text
 from synth_assets_tests.reference_dedup import jaccard, shingles
 
@@ -159,9 +158,15 @@ def exact_all_pairs(normalized: list[str]):
 
 
 def truth_flags(n: int, pairs: np.ndarray, sims: np.ndarray) -> np.ndarray:
+    """Rows a first-occurrence-wins dedup must flag, given every pair ``(i < j)`` and its exact Jaccard:
+    row j is flagged when it reaches the threshold with an earlier row that is itself not flagged."""
     keep = sims >= THRESHOLD
-    dup_of, _ = resolve_near_duplicates(n, pairs[keep], sims[keep])
-    return dup_of >= 0
+    pairs = pairs[keep]
+    flagged = np.zeros(n, dtype=bool)
+    for earlier, later in pairs[np.lexsort((pairs[:, 0], pairs[:, 1]))].tolist():
+        if not flagged[earlier]:
+            flagged[later] = True
+    return flagged
 
 
 def precision_recall(predicted: np.ndarray, truth: np.ndarray) -> tuple[float, float]:
@@ -173,25 +178,29 @@ def maxrss_mib() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _frame(texts: list[str], first: int) -> pd.DataFrame:
+    return pd.DataFrame({"row_id": [f"row{first + i}" for i in range(len(texts))], "text": texts, "status": "ok"})
+
+
 def worker(n: int, batch: int) -> dict:
     texts, source, kind = build_corpus(n + (batch if batch else 0))
-    normalized = [normalize_text(t) for t in texts]
-    index_texts, batch_texts = normalized[:n], normalized[n:]
-    del texts
+    corpus = _frame(texts[:n], 0)
     gc.collect()
     rss_corpus = maxrss_mib()
 
     start = time.perf_counter()
-    verdicts = near_duplicate_verdicts(index_texts, threshold=THRESHOLD, num_perm=NUM_PERM, shingle_chars=SHINGLE)
+    table, stored = dedup_batch(corpus, [], threshold=THRESHOLD, num_perm=NUM_PERM, shingle_chars=SHINGLE)
     e2e = time.perf_counter() - start
     rss_e2e = maxrss_mib()
 
+    normalized = list(table["norm_key"])
     start = time.perf_counter()
-    sigs = signatures(index_texts, NUM_PERM, SHINGLE)
+    signatures(normalized, NUM_PERM, SHINGLE)
     sig_time = time.perf_counter() - start
 
-    predicted = verdicts.status != "unique"
-    pairs, sims, direct_sim = planted_truth(index_texts, source[:n])
+    status = table["dup_status"].to_numpy()
+    predicted = status != "unique"
+    pairs, sims, direct_sim = planted_truth(normalized, source[:n])
     planted = truth_flags(n, pairs, sims)
     p_planted, r_planted = precision_recall(predicted, planted)
     result = {
@@ -202,10 +211,10 @@ def worker(n: int, batch: int) -> dict:
         "sig_docs_s": n / sig_time,
         "rss_corpus_mib": rss_corpus,
         "rss_peak_mib": rss_e2e,
-        "candidates": verdicts.candidate_pairs,
-        "verified": verdicts.verified_pairs,
         "flagged": int(predicted.sum()),
-        "exact_dup": int((verdicts.status == "exact_dup").sum()),
+        "exact_dup": int((status == "exact_dup").sum()),
+        "near_dup": int((status == "near_dup").sum()),
+        "stored_signatures": len(stored),
         "planted_dups": int(planted.sum()),
         "precision_planted": p_planted,
         "recall_planted": r_planted,
@@ -222,66 +231,58 @@ def worker(n: int, batch: int) -> dict:
             "recall": float(predicted[above].mean()) if len(above) else float("nan"),
         }
     if n <= 20000:
-        exact_pairs, exact_sims = exact_all_pairs(index_texts)
+        exact_pairs, exact_sims = exact_all_pairs(normalized)
         exact = truth_flags(n, exact_pairs, exact_sims)
         result["exact_dups"] = int(exact.sum())
         result["precision_exact"], result["recall_exact"] = precision_recall(predicted, exact)
 
     if batch:
-        # The index holds the unique rows only (as dedup's index does): duplicates never enter it.
-        unique_rows = np.flatnonzero(verdicts.status == "unique")
-        result.update(
-            add_batch([index_texts[i] for i in unique_rows.tolist()], sigs[unique_rows], batch_texts, source[n:], normalized)
-        )
+        # The index holds the unique rows only (as the stage's references do), with the signatures
+        # the end-to-end run stored for them.
+        unique = np.flatnonzero(status == "unique")
+        index_ids = table["row_id"].to_numpy()[unique].tolist()
+        index_texts = [texts[i] for i in unique.tolist()]
+        del table, normalized
+        gc.collect()
+        result.update(add_batch(index_ids, index_texts, stored, texts[n:], source[n:], texts, n))
     return result
 
 
-def add_batch(index_texts, index_sigs, batch_texts, batch_source, corpus) -> dict:
-    """Verdicts for a new batch against an index of ``n`` earlier unique rows, cold and warm."""
-    import pandas as pd
-
-    bands, rows = lsh_bands(THRESHOLD, NUM_PERM)
-    n = len(index_texts)
+def add_batch(index_ids, index_texts, stored, batch_texts, batch_source, corpus, first) -> dict:
+    """``dedup_batch`` of a new batch against a reference of ``n`` earlier unique rows and their stored signatures."""
     start = time.perf_counter()
-    index = BandIndex(index_sigs, bands, rows)
-    exact_index = pd.Index(index_texts)
-    build = time.perf_counter() - start
-
+    loaded = stored_signatures(index_ids, index_texts, stored, NUM_PERM, SHINGLE)
+    load = time.perf_counter() - start
+    reference = Reference(index_ids, index_texts, "exact_dup", signatures=loaded)
+    frame = _frame(batch_texts, first)
     start = time.perf_counter()
+    verdicts, _ = dedup_batch(frame, [reference], threshold=THRESHOLD, num_perm=NUM_PERM, shingle_chars=SHINGLE)
+    elapsed = time.perf_counter() - start
     m = len(batch_texts)
-    exact_hit = exact_index.get_indexer(batch_texts)
-    batch_sigs = signatures(batch_texts, NUM_PERM, SHINGLE)
-    against_index = index.query(batch_sigs)
-    verified_index, sim_index = verify_pairs(
-        against_index, batch_sigs, batch_texts, SHINGLE, THRESHOLD, right_sigs=index_sigs, right_texts=index_texts
-    )
-    within = lsh_candidate_pairs(batch_sigs, bands, rows)
-    verified_within, sim_within = verify_pairs(within, batch_sigs, batch_texts, SHINGLE, THRESHOLD)
-    # One id space: index rows 0..n-1, batch rows n..n+m-1; an index match outranks a batch one
-    # only by similarity, as in dedup.find_duplicates (one index for all earlier rows).
-    all_pairs = np.concatenate([np.stack([verified_index[:, 1], verified_index[:, 0] + n], axis=1), verified_within + n])
-    all_sims = np.concatenate([sim_index, sim_within])
-    dup_of, _ = resolve_near_duplicates(n + m, all_pairs, all_sims)
-    flagged = (dup_of[n:] >= 0) | (exact_hit >= 0)
-    warm = time.perf_counter() - start
+    status = verdicts["dup_status"].to_numpy()
+    flagged = status != "unique"
     planted = batch_source >= 0
     above = np.array(
         [
-            jaccard(shingles(batch_texts[i], SHINGLE), shingles(corpus[batch_source[i]], SHINGLE)) >= THRESHOLD
+            jaccard(shingles(normalize_text(batch_texts[i]), SHINGLE), shingles(normalize_text(corpus[batch_source[i]]), SHINGLE))
+            >= THRESHOLD
             if planted[i]
             else False
             for i in range(m)
         ]
     )
+    against_index = verdicts["dup_of"].isin(set(index_ids)).to_numpy()
     return {
         "batch_planted_above": int(above.sum()),
         "batch_recall_above": float(flagged[above].mean()) if above.any() else float("nan"),
         "batch": m,
-        "index_rows": n,
-        "batch_index_build_s": build,
-        "batch_warm_s": warm,
-        "batch_cold_s": build + warm,
+        "index_rows": len(index_ids),
+        "batch_load_s": load,
+        "batch_s": elapsed,
         "batch_flagged": int(flagged.sum()),
+        "batch_flagged_index": int((flagged & against_index).sum()),
+        "batch_exact": int((status == "exact_dup").sum()),
+        "batch_near": int((status == "near_dup").sum()),
         "batch_planted_variants": int(planted.sum()),
         "batch_flagged_planted": int((flagged & planted).sum()),
         "batch_flagged_unplanted": int((flagged & ~planted).sum()),
@@ -344,17 +345,17 @@ def main() -> None:
     print()
     print(
         "| texts | signatures ours docs/s | datasketch per-doc docs/s (extrap. s) | datasketch bulk docs/s (extrap. s) "
-        "| ours / per-doc | end to end docs/s (s) | peak RSS MiB (corpus alone) | candidates | verified "
-        "| flagged | P / R planted | P / R exact all-pairs |"
+        "| ours / per-doc | dedup_batch end to end docs/s (s) | peak RSS MiB (corpus alone) "
+        "| flagged (exact / near) | P / R planted | P / R exact all-pairs |"
     )
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
         exact = f"{r['precision_exact']:.4f} / {r['recall_exact']:.4f}" if "precision_exact" in r else "n/a"
         print(
             f"| {r['n']:,} | {r['sig_docs_s']:,.0f} | {ds['per_doc']:,.0f} ({r['n'] / ds['per_doc']:,.0f} s) "
             f"| {ds['bulk']:,.0f} ({r['n'] / ds['bulk']:,.0f} s) | {r['sig_docs_s'] / ds['per_doc']:,.0f}x "
             f"| {r['e2e_docs_s']:,.0f} ({r['e2e_s']:.1f} s) | {r['rss_peak_mib']:,.0f} ({r['rss_corpus_mib']:,.0f}) "
-            f"| {r['candidates']:,} | {r['verified']:,} | {r['flagged']:,} "
+            f"| {r['flagged']:,} ({r['exact_dup']:,} / {r['near_dup']:,}) "
             f"| {r['precision_planted']:.4f} / {r['recall_planted']:.4f} | {exact} |"
         )
     print()
@@ -372,10 +373,11 @@ def main() -> None:
         print()
         print(
             f"Add {last['batch']:,} rows to an index of the {last['index_rows']:,} unique rows of {last['n']:,}: "
-            "build BandIndex + exact-key index "
-            f"{last['batch_index_build_s']:.2f} s (once per index), then batch verdicts {last['batch_warm_s']:.2f} s; "
-            f"cold total {last['batch_cold_s']:.2f} s. Flagged {last['batch_flagged']:,} "
-            f"({last['batch_flagged_planted']:,} of {last['batch_planted_variants']:,} planted variants, "
+            f"loading their stored signatures (stored_signatures) {last['batch_load_s']:.2f} s, "
+            f"then dedup_batch {last['batch_s']:.2f} s; total {last['batch_load_s'] + last['batch_s']:.2f} s. "
+            f"Flagged {last['batch_flagged']:,} ({last['batch_exact']:,} exact, {last['batch_near']:,} near; "
+            f"{last['batch_flagged_index']:,} against the index; "
+            f"{last['batch_flagged_planted']:,} of {last['batch_planted_variants']:,} planted variants, "
             f"{last['batch_flagged_unplanted']:,} unplanted); recall on the {last['batch_planted_above']:,} planted variants "
             f"at Jaccard >= {THRESHOLD} to their source: {last['batch_recall_above']:.4f}."
         )

@@ -3,7 +3,15 @@
 import numpy as np
 import pandas as pd
 
-from synth_assets.core.dedup import Reference, dedup_batch, duplicate_pairs, find_duplicates, signatures_of
+from synth_assets.core.dedup import (
+    Reference,
+    dedup_batch,
+    duplicate_pairs,
+    find_duplicates,
+    signature_table,
+    signatures_of,
+    stored_signatures,
+)
 from synth_assets.core.minhash import candidate_probability, lsh_bands, signatures
 from synth_assets.core.text import normalize_text
 
@@ -128,3 +136,55 @@ def test_an_empty_batch_and_a_one_row_batch_get_verdicts():
     assert empty.empty and stored.empty
     one, stored = dedup_batch(_candidates("please play some relaxing jazz music now"), [reference], **SETTINGS)
     assert one["dup_status"].tolist() == ["copies_seed"] and stored.empty
+
+
+def test_exact_and_near_duplicates_point_at_the_first_unique_row():
+    texts = [
+        "please set an alarm for nine am tomorrow",
+        "please set an alarm for nine am tomorow",
+        "what is the weather like in rome this weekend",
+        "play some relaxing piano music in the kitchen",
+        "hi",
+        "今日の天気はどうですか",
+        "今日の天気はどうですかね",
+    ]
+    table, _ = dedup_batch(_candidates(*texts, texts[0], texts[3] + " now", texts[1]), [], **SETTINGS)
+    expected = ["unique", "near_dup", "unique", "unique", "unique", "unique", "near_dup", "exact_dup", "near_dup", "near_dup"]
+    assert table["dup_status"].tolist() == expected
+    assert table["dup_of"].tolist()[6:] == ["r5", "r0", "r3", "r0"]
+    # The copy of a near duplicate is, like it, a near duplicate of the same unique row.
+    assert table["dup_similarity"].iat[9] == table["dup_similarity"].iat[1]
+    assert 0.8 <= table["dup_similarity"].iat[1] < 1.0 and table["dup_similarity"].iat[6] == 7 / 8
+
+
+def test_a_copy_of_a_near_duplicate_can_match_a_unique_row_between_them():
+    base = "alpha beta gamma delta epsilon zeta eta theta"
+    variant = base + " iota kap"  # Jaccard 0.82 with base
+    middle = variant + " xyz"  # 0.76 with base (so it stays unique), 0.93 with variant
+    table, _ = dedup_batch(_candidates(base, variant, middle, variant), [], **SETTINGS)
+    assert table["dup_status"].tolist() == ["unique", "near_dup", "unique", "near_dup"]
+    # The first copy only had base before it; the second also has middle, which is more similar.
+    assert table["dup_of"].tolist() == ["", "r0", "", "r2"]
+    assert table["dup_similarity"].tolist() == [0.0, 0.82, 0.0, 0.9259]
+
+
+def test_large_references_are_normalised_only_where_a_candidate_points():
+    texts = ["Play some relaxing piano music!", "turn off all the lights in the kitchen"]
+    sigs = signatures([normalize_text(t) for t in texts], 128, 5)
+    # Rows no candidate can reach are never read: None would fail to normalise.
+    padding = 5000
+    filler = np.repeat(signatures(["zzzz qqqq xxxx"], 128, 5), padding, axis=0)
+    reference = Reference(
+        [f"old{i}" for i in range(padding + 2)], [None] * padding + texts, "exact_dup", signatures=np.concatenate([filler, sigs])
+    )
+    verdicts = _verdicts(_candidates("play some relaxing piano music", "turn off all the lights in the kitchen now"), [reference])
+    assert verdicts == [("exact_dup", f"old{padding}"), ("near_dup", f"old{padding + 1}")]
+
+
+def test_stored_signatures_fill_in_what_is_missing_and_the_last_stored_row_counts():
+    texts = ["play some relaxing piano music", "turn off all the lights", "set an alarm"]
+    sigs = signatures([normalize_text(t) for t in texts], 128, 5)
+    stored = pd.concat([signature_table(["a", "b"], np.zeros((2, 128), np.uint32), 5), signature_table(["a", "b"], sigs[:2], 5)])
+    loaded = stored_signatures(["a", "b", "c"], texts, stored, 128, 5)
+    assert loaded.tobytes() == sigs.tobytes()
+    assert stored_signatures(["c"], texts[2:], stored.iloc[:0], 128, 5).tobytes() == sigs[2:].tobytes()

@@ -5,12 +5,12 @@ from datasketch import MinHash
 from datasketch.hashfunc import sha1_hash32
 
 from synth_assets.core.minhash import (
-    BandIndex,
+    band_keys,
     estimated_jaccard,
+    fingerprints,
     jaccard_of_pairs,
     lsh_bands,
     lsh_candidate_pairs,
-    near_duplicate_verdicts,
     query_pairs,
     shingle_hash,
     shingle_hashes,
@@ -118,7 +118,7 @@ def test_planted_near_duplicates_are_found_and_unrelated_texts_are_not_paired():
     texts.append(texts[17].replace(" ", "  ", 1)[:-1] + "x")  # one character changed
     texts.append(texts[42] + " ok")
     sigs = signatures(texts, 128, 5)
-    pairs = lsh_candidate_pairs(sigs, BANDS, ROWS)
+    pairs = lsh_candidate_pairs(band_keys(sigs, BANDS, ROWS))
     verified, similarity = verify_pairs(pairs, sigs, texts, 5, 0.8)
     assert {tuple(p) for p in verified.tolist()} == {(17, 400), (42, 401)}
     exact = [jaccard(shingles(texts[i], 5), shingles(texts[j], 5)) for i, j in verified.tolist()]
@@ -137,45 +137,46 @@ def test_query_pairs_find_a_near_duplicate_of_an_index_row():
     index = _random_texts(500)
     batch = [index[123] + " now", "something else entirely new here"]
     index_sigs, batch_sigs = signatures(index, 128, 5), signatures(batch, 128, 5)
-    pairs = query_pairs(index_sigs, batch_sigs, BANDS, ROWS)
+    index_keys, batch_keys = band_keys(index_sigs, BANDS, ROWS), band_keys(batch_sigs, BANDS, ROWS)
+    pairs = query_pairs(index_keys, batch_keys)
     verified, _ = verify_pairs(pairs, batch_sigs, batch, 5, 0.8, right_sigs=index_sigs, right_texts=index)
     assert verified.tolist() == [[0, 123]]
-    assert (BandIndex(index_sigs, BANDS, ROWS).query(batch_sigs) == pairs).all()
+
+
+def test_query_pairs_are_the_same_whichever_side_is_larger():
+    keys = band_keys(signatures(_random_texts(300) + _random_texts(300, seed=0)[:40], 128, 5), BANDS, ROWS)
+    small_batch = query_pairs(keys, keys[:50])
+    large_batch = query_pairs(keys[:50], keys)
+    assert len(small_batch) >= 50
+    assert {tuple(p) for p in small_batch.tolist()} == {(b, a) for a, b in large_batch.tolist()}
 
 
 def test_big_buckets_give_linear_not_quadratic_pairs():
-    sigs = np.repeat(signatures(["the very same text"], 128, 5), 1000, axis=0)
-    pairs = lsh_candidate_pairs(sigs, BANDS, ROWS, max_bucket=64)
+    keys = band_keys(np.repeat(signatures(["the very same text"], 128, 5), 1000, axis=0), BANDS, ROWS)
+    pairs = lsh_candidate_pairs(keys, max_bucket=64)
     assert len(pairs) == 999 and (pairs[:, 0] == 0).all()
-    assert len(query_pairs(sigs, sigs[:3], BANDS, ROWS, max_bucket=64)) == 3 * 64
+    # A query key pairs with the first 64 index rows sharing it, whichever side is sorted.
+    for index, query in ((keys, keys[:3]), (keys[:100], keys)):
+        found = query_pairs(index, query, max_bucket=64)
+        assert len(found) == len(query) * 64 and found[:, 1].max() == 63
 
 
-def test_band_index_extended_in_two_steps_answers_like_one_built_at_once():
-    sigs = signatures(_random_texts(300), 128, 5)
-    index = BandIndex(sigs[:200], BANDS, ROWS)
-    index.extend(sigs[200:])
-    assert (index.query(sigs[:50]) == BandIndex(sigs, BANDS, ROWS).query(sigs[:50])).all()
-
-
-def test_verdicts_point_exact_and_near_duplicates_at_the_first_unique_row():
-    texts = TEXTS + [TEXTS[0], TEXTS[3] + " now"]
-    verdicts = near_duplicate_verdicts(texts, threshold=0.8, num_perm=128, shingle_chars=5)
-    assert verdicts.status.tolist() == ["unique", "near_dup", *["unique"] * 5, "exact_dup", "near_dup"]
-    assert verdicts.dup_of.tolist()[1] == 0 and verdicts.dup_of.tolist()[7:] == [0, 3]
-    assert 0.8 <= verdicts.similarity[1] < 1.0
+def test_fingerprints_are_equal_exactly_for_equal_signatures():
+    sigs = signatures(["set an alarm", "set an alarm", "set an alarm now", "hi"], 128, 5)
+    prints = fingerprints(band_keys(sigs, BANDS, ROWS))
+    assert prints[0] == prints[1] and len(set(prints[1:].tolist())) == 3
 
 
 def test_empty_one_row_non_latin_and_long_texts():
     assert signatures([], 128, 5).shape == (0, 128)
-    assert lsh_candidate_pairs(signatures(["only one"], 128, 5), BANDS, ROWS).shape == (0, 2)
+    assert lsh_candidate_pairs(band_keys(signatures(["only one"], 128, 5), BANDS, ROWS)).shape == (0, 2)
     empty = signatures([""], 128, 5)[0]
     assert (empty == signatures([""], 128, 5)[0]).all()
-    long_text = " ".join(f"word{i}" for i in range(2000))
-    texts = ["今日の天気はどうですか", "今日の天気はどうですかね", long_text, long_text + " extra", "😀 emoji text 😀"]
-    verdicts = near_duplicate_verdicts(texts, threshold=0.8, num_perm=128, shingle_chars=5)
-    assert verdicts.status.tolist() == ["unique", "near_dup", "unique", "near_dup", "unique"]
-    assert verdicts.similarity[1] == jaccard(shingles(texts[0], 5), shingles(texts[1], 5)) == 7 / 8
+    texts = ["今日の天気はどうですか", "今日の天気はどうですかね", "😀 emoji text 😀"]
+    sigs = signatures(texts, 128, 5)
+    verified, similarity = verify_pairs(lsh_candidate_pairs(band_keys(sigs, BANDS, ROWS)), sigs, texts, 5, 0.8)
+    assert verified.tolist() == [[0, 1]] and similarity[0] == jaccard(shingles(texts[0], 5), shingles(texts[1], 5)) == 7 / 8
     reference = MinHash(num_perm=128, seed=1, hashfunc=shingle_hash)
-    for shingle in _shingle_list(texts[4]):
+    for shingle in _shingle_list(texts[2]):
         reference.update(shingle)
-    assert (reference.hashvalues == signatures(texts[4:], 128, 5)[0]).all()
+    assert (reference.hashvalues == sigs[2]).all()

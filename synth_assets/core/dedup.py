@@ -70,29 +70,77 @@ def stored_signatures(
     """Signatures of ``row_ids`` from ``stored`` (a signature table), computed from ``texts`` where none is stored.
 
     A batch written before signatures were kept, or one whose settings changed, costs a
-    recomputation instead of a wrong index.
+    recomputation instead of a wrong index. A row id stored twice counts with its last signature.
     """
-    usable = stored[stored["settings"] == signature_settings(num_perm, shingle_chars)]
-    by_id = dict(zip(usable["row_id"], usable["signature"]))
-    width = num_perm * np.dtype(np.uint32).itemsize
-    missing = [i for i, row_id in enumerate(row_ids) if len(by_id.get(row_id, b"")) != width]
+    usable = stored[stored["settings"] == signature_settings(num_perm, shingle_chars)].drop_duplicates("row_id", keep="last")
+    usable = usable[usable["signature"].map(len) == num_perm * np.dtype(np.uint32).itemsize]
+    position = pd.Index(usable["row_id"]).get_indexer(pd.Index(row_ids, dtype=object))
+    found = position >= 0
     result = np.zeros((len(row_ids), num_perm), dtype=np.uint32)
-    present = [i for i in range(len(row_ids)) if i not in set(missing)]
-    if present:
-        result[present] = np.frombuffer(b"".join(by_id[row_ids[i]] for i in present), dtype=np.uint32).reshape(
-            len(present), num_perm
+    if found.any():
+        result[found] = np.frombuffer(b"".join(usable["signature"].to_numpy()[position[found]]), dtype=np.uint32).reshape(
+            -1, num_perm
         )
-    if missing:
-        result[missing] = minhash.signatures([normalize_text(texts[i]) for i in missing], num_perm, shingle_chars)
+    missing = np.flatnonzero(~found)
+    if len(missing):
+        result[missing] = minhash.signatures([normalize_text(texts[i]) for i in missing.tolist()], num_perm, shingle_chars)
     return result
 
 
-def _matches(pairs: np.ndarray, similarity: np.ndarray, count: int) -> list[list[tuple[int, float]]]:
-    """Per left row, its verified (right row, similarity) partners."""
-    found: list[list[tuple[int, float]]] = [[] for _ in range(count)]
-    for (left, right), value in zip(pairs.tolist(), similarity.tolist()):
-        found[left].append((right, value))
-    return found
+class _ReferenceRows:
+    """All references as one row space (``ids``, band ``keys``, which reference a row is from).
+
+    A signature and a normalised text are fetched only for the rows a candidate points at: an
+    index of a million earlier rows with stored signatures is never normalised or copied whole.
+    """
+
+    def __init__(self, references: list[Reference], num_perm: int, shingle_chars: int, bands: int, rows: int):
+        self.ids = [row_id for ref in references for row_id in ref.ids]
+        self._texts = [text for ref in references for text in ref.texts]
+        self.verdicts = [ref.verdict for ref in references]
+        sizes = [len(ref.ids) for ref in references]
+        self._starts = np.cumsum([0, *sizes])
+        self.reference_of = np.repeat(np.arange(len(references)), sizes)
+        self._normalized: dict[int, str] = {}
+        self._signatures: list[np.ndarray] = []
+        for ref, start in zip(references, self._starts.tolist()):
+            sigs = ref.signatures
+            if sigs is None:
+                texts = [normalize_text(text) for text in ref.texts]
+                self._normalized.update(zip(range(start, start + len(texts)), texts))
+                sigs = minhash.signatures(texts, num_perm, shingle_chars)
+            self._signatures.append(sigs)
+        self.keys = np.concatenate(
+            [minhash.band_keys(sigs, bands, rows) for sigs in self._signatures] or [np.zeros((0, bands), dtype=np.uint64)]
+        )
+        self._num_perm = num_perm
+
+    def normalized(self, row: int) -> str:
+        if row not in self._normalized:
+            self._normalized[row] = normalize_text(self._texts[row])
+        return self._normalized[row]
+
+    def signatures(self, rows: np.ndarray) -> np.ndarray:
+        result = np.empty((len(rows), self._num_perm), dtype=np.uint32)
+        which = np.searchsorted(self._starts, rows, side="right") - 1
+        for k, sigs in enumerate(self._signatures):
+            mine = which == k
+            result[mine] = sigs[rows[mine] - self._starts[k]]
+        return result
+
+
+def _by_owner(owner: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(order, starts, lengths): entries sorted by ``owner`` (stable) and where each owner's run is."""
+    order = np.argsort(owner, kind="stable")
+    lengths = np.bincount(owner, minlength=count)
+    starts = np.cumsum(lengths) - lengths
+    return order, starts, lengths
+
+
+def _entries_of(owners: np.ndarray, order: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each of ``owners`` (repeats allowed), its entries: (position in ``owners``, entry), flattened."""
+    counts = lengths[owners]
+    return np.repeat(np.arange(len(owners)), counts), order[minhash.concatenated_ranges(starts[owners], counts)]
 
 
 def dedup_batch(
@@ -104,69 +152,134 @@ def dedup_batch(
     failed, or whose text normalises to nothing, are ``not_checked``. ``references`` are earlier
     texts (held-out, seeds, unique rows of earlier batches); later candidates are also compared
     with earlier unique candidates.
+
+    Per checked row, first match wins: an equal normalised reference text (the first such
+    reference row); an equal earlier unique row (``exact_dup``); else, among the verified near
+    matches (reference rows, and earlier rows of the batch that stayed unique), the highest
+    precedence, then the highest Jaccard, then the smallest id; else ``unique``. Each distinct
+    normalised text is signed, banded and verified once; exact reference matches are the
+    reference rows with an equal signature whose normalised text is equal, so only those rows
+    and the near candidates' rows of a large reference are ever normalised.
     """
     normalized = [normalize_text(text) for text in candidates["text"]]
-    checkable = np.flatnonzero((candidates["status"] == "ok").to_numpy() & np.array([bool(t) for t in normalized], dtype=bool))
-    texts = [normalized[i] for i in checkable]
+    nonempty = np.fromiter(map(bool, normalized), dtype=bool, count=len(normalized))
+    checkable = np.flatnonzero((candidates["status"] == "ok").to_numpy() & nonempty)
     row_ids = candidates["row_id"].to_numpy()[checkable]
+    # Distinct texts numbered in order of first occurrence: ``codes[k]`` is row k's text.
+    codes, distinct = pd.factorize(pd.Series([normalized[i] for i in checkable], dtype=object), sort=False)
+    texts = list(distinct)
+    count = len(texts)
+    first = np.zeros(count, dtype=np.int64)
+    first[codes[::-1]] = np.arange(len(codes) - 1, -1, -1)
     sigs = minhash.signatures(texts, num_perm, shingle_chars)
-
-    ref_ids = [row_id for ref in references for row_id in ref.ids]
-    ref_texts = [normalize_text(text) for ref in references for text in ref.texts]
-    ref_class = [ref.verdict for ref in references for _ in ref.ids]
-    ref_sigs = np.concatenate(
-        [
-            ref.signatures
-            if ref.signatures is not None
-            else minhash.signatures([normalize_text(t) for t in ref.texts], num_perm, shingle_chars)
-            for ref in references
-        ]
-        or [np.zeros((0, num_perm), dtype=np.uint32)]
-    )
-    exact_reference: dict[str, int] = {}
-    for index, text in enumerate(ref_texts):
-        exact_reference.setdefault(text, index)
-
     bands, rows = minhash.lsh_bands(threshold, num_perm)
-    pairs = minhash.query_pairs(ref_sigs, sigs, bands, rows) if len(ref_ids) and len(texts) else np.zeros((0, 2), np.int64)
-    pairs, similarity = minhash.verify_pairs(
-        pairs, sigs, texts, shingle_chars, threshold, right_sigs=ref_sigs, right_texts=ref_texts
+    keys = minhash.band_keys(sigs, bands, rows)
+    index = _ReferenceRows(references, num_perm, shingle_chars, bands, rows)
+    priority = np.array([_PRIORITY[verdict] for verdict in index.verdicts], dtype=np.int64)[index.reference_of]
+
+    # Exact reference matches: equal signatures first, then equal text; the first reference row wins.
+    same = minhash.equal_key_pairs(minhash.fingerprints(keys), minhash.fingerprints(index.keys))
+    same = same[np.array([texts[d] == index.normalized(j) for d, j in same.tolist()], dtype=bool).reshape(-1)]
+    same = same[np.lexsort((same[:, 1], same[:, 0]))]
+    exact_reference = np.full(count, -1, dtype=np.int64)
+    leading = np.r_[True, same[1:, 0] != same[:-1, 0]] if len(same) else np.zeros(0, dtype=bool)
+    exact_reference[same[leading, 0]] = same[leading, 1]
+
+    # Near reference matches of the texts without an exact one, verified (reference rows compacted).
+    pairs = minhash.query_pairs(index.keys, keys)
+    pairs = pairs[exact_reference[pairs[:, 0]] < 0]
+    ref_rows, local = np.unique(pairs[:, 1], return_inverse=True)
+    ref_pairs, ref_similarity = minhash.verify_pairs(
+        np.stack([pairs[:, 0], local.reshape(-1)], axis=1),
+        sigs,
+        texts,
+        shingle_chars,
+        threshold,
+        right_sigs=index.signatures(ref_rows),
+        right_texts=[index.normalized(j) for j in ref_rows.tolist()],
     )
-    reference_matches = _matches(pairs, similarity, len(texts))
-    pairs, similarity = minhash.verify_pairs(
-        minhash.lsh_candidate_pairs(sigs, bands, rows), sigs, texts, shingle_chars, threshold
+    ref_pairs[:, 1] = ref_rows[ref_pairs[:, 1]]
+    batch_pairs, batch_similarity = minhash.verify_pairs(
+        minhash.lsh_candidate_pairs(keys), sigs, texts, shingle_chars, threshold
     )
-    # Within the batch a row can only repeat an earlier one: keep (later, earlier) pairs.
-    batch_matches = _matches(np.sort(pairs, axis=1)[:, ::-1], similarity, len(texts))
+
+    # A text stays unique unless it matches a reference or an earlier text that stayed unique.
+    kept = bytearray((exact_reference < 0).astype(np.uint8).tobytes())
+    for text in np.unique(ref_pairs[:, 0]).tolist():
+        kept[text] = 0
+    for earlier, later in batch_pairs[np.lexsort((batch_pairs[:, 0], batch_pairs[:, 1]))].tolist():
+        if kept[later] and kept[earlier]:
+            kept[later] = 0
+    kept = np.frombuffer(bytes(kept), dtype=np.uint8).astype(bool)
 
     statuses = np.full(len(candidates), "not_checked", dtype=object)
     dup_of = np.full(len(candidates), "", dtype=object)
     scores = np.zeros(len(candidates), dtype="float64")
-    exact_batch: dict[str, int] = {}
-    kept = np.zeros(len(texts), dtype=bool)
-    for k, position in enumerate(checkable):
-        text = texts[k]
-        if text in exact_reference:
-            index = exact_reference[text]
-            statuses[position], dup_of[position], scores[position] = ref_class[index], ref_ids[index], 1.0
-            continue
-        if text in exact_batch:
-            statuses[position], dup_of[position], scores[position] = "exact_dup", row_ids[exact_batch[text]], 1.0
-            continue
-        ranked = [(_PRIORITY[ref_class[j]], -value, ref_ids[j], ref_class[j]) for j, value in reference_matches[k]]
-        ranked += [(_PRIORITY["exact_dup"], -value, row_ids[j], "exact_dup") for j, value in batch_matches[k] if kept[j]]
-        if ranked:
-            _, negative, matched, verdict = min(ranked)
-            statuses[position] = "near_dup" if verdict == "exact_dup" else verdict
-            dup_of[position], scores[position] = matched, round(-negative, 4)
-            continue
-        statuses[position] = "unique"
-        exact_batch[text] = k
-        kept[k] = True
+    positions = np.arange(len(codes))
+    # Exact matches with a reference row, with an earlier unique row of the batch, unique rows.
+    exact = np.flatnonzero(exact_reference[codes] >= 0)
+    matched = exact_reference[codes[exact]]
+    statuses[checkable[exact]] = [index.verdicts[r] for r in index.reference_of[matched].tolist()]
+    dup_of[checkable[exact]] = [index.ids[j] for j in matched.tolist()]
+    scores[checkable[exact]] = 1.0
+    copies = np.flatnonzero(kept[codes] & (first[codes] != positions))
+    statuses[checkable[copies]], scores[checkable[copies]] = "exact_dup", 1.0
+    dup_of[checkable[copies]] = row_ids[first[codes[copies]]]
+    statuses[checkable[kept[codes] & (first[codes] == positions)]] = "unique"
+
+    # Near duplicates: row k's candidates are its text's verified reference matches and its text's
+    # verified batch partners that stayed unique and first occur before k.
+    near = np.flatnonzero(~kept[codes] & (exact_reference[codes] < 0))
+    if len(near):
+        seen = np.maximum.accumulate(codes) + 1  # distinct texts up to and including row k
+        limit = np.r_[0, seen[:-1]][near]
+        owner = np.concatenate([batch_pairs[:, 1], batch_pairs[:, 0]])
+        partner = np.concatenate([batch_pairs[:, 0], batch_pairs[:, 1]])
+        similarity = np.concatenate([batch_similarity, batch_similarity])
+        usable = kept[partner]
+        owner, partner, similarity = owner[usable], partner[usable], similarity[usable]
+        row_b, entry_b = _entries_of(codes[near], *_by_owner(owner, count))
+        inside = partner[entry_b] < limit[row_b]
+        row_b, entry_b = row_b[inside], entry_b[inside]
+        row_r, entry_r = _entries_of(codes[near], *_by_owner(ref_pairs[:, 0], count))
+        row = np.concatenate([row_b, row_r])
+        rank = np.concatenate([np.full(len(row_b), _PRIORITY["exact_dup"]), priority[ref_pairs[entry_r, 1]]])
+        value = np.concatenate([similarity[entry_b], ref_similarity[entry_r]])
+        from_reference = np.concatenate([np.zeros(len(row_b), dtype=bool), np.ones(len(row_r), dtype=bool)])
+        target = np.concatenate([partner[entry_b], ref_pairs[entry_r, 1]])
+        order = np.lexsort((-value, rank, row))
+        row, rank, value, from_reference, target = row[order], rank[order], value[order], from_reference[order], target[order]
+        leading = np.flatnonzero(np.r_[True, row[1:] != row[:-1]])
+
+        def described(e: int) -> tuple[int, float, object, str]:
+            """The ranking of candidate ``e``: precedence, -similarity, matched id, verdict class."""
+            if from_reference[e]:
+                j = int(target[e])
+                return int(rank[e]), -float(value[e]), index.ids[j], index.verdicts[index.reference_of[j]]
+            return int(rank[e]), -float(value[e]), row_ids[first[target[e]]], "exact_dup"
+
+        best = leading.tolist()
+        # Equal precedence and similarity: the smallest id decides (then the class), as a tuple order.
+        stops = np.r_[leading[1:], len(row)]
+        second = np.minimum(leading + 1, len(row) - 1)
+        tied = (stops - leading > 1) & (rank[second] == rank[leading]) & (value[second] == value[leading])
+        for t in np.flatnonzero(tied).tolist():
+            best[t] = min(range(leading[t], stops[t]), key=described)
+        ranked = [described(e) for e in best]
+        statuses[checkable[near]] = ["near_dup" if verdict == "exact_dup" else verdict for *_, verdict in ranked]
+        dup_of[checkable[near]] = [matched for _, _, matched, _ in ranked]
+        scores[checkable[near]] = [round(-negative, 4) for _, negative, _, _ in ranked]
     table = candidates.assign(
         norm_key=normalized, dup_status=statuses.astype(str), dup_of=dup_of.astype(str), dup_similarity=scores
     )
-    return table, signature_table(row_ids[kept], sigs[kept], shingle_chars)
+    del keys, batch_pairs, ref_pairs
+    # The unique rows' signatures moved to the front in place (unique[i] >= i): no second copy of them.
+    unique = np.flatnonzero(kept)
+    step = 1 << 16
+    for start in range(0, len(unique), step):
+        part = unique[start : start + step]
+        sigs[start : start + len(part)] = sigs[part]
+    return table, signature_table(row_ids[first[unique]], sigs[: len(unique)], shingle_chars)
 
 
 def find_duplicates(

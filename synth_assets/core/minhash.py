@@ -16,19 +16,21 @@ numpy over whole arrays instead of one Python object per text:
    ``datasketch.MinHash(num_perm, seed, hashfunc=shingle_hash)`` updated shingle by shingle, and
    :func:`signatures_from_hashes` fed with SHA-1 shingle hashes reproduces the current engine's
    signatures bit for bit.
-3. :func:`lsh_candidate_pairs` / :func:`query_pairs` (or a reusable :class:`BandIndex`): band-sort
-   LSH. Each (text, band) becomes one 64-bit key; sorting the keys of a band puts the texts that
-   share it next to each other.
+3. :func:`band_keys`, then :func:`lsh_candidate_pairs` (within one set of texts) and
+   :func:`query_pairs` (a batch against an index): band-sort LSH. Each (text, band) becomes one
+   64-bit key; sorting the keys of a band puts the texts that share it next to each other.
+   :func:`fingerprints` folds a row's band keys into one key, so exact matches are found by
+   signature equality without normalising every indexed text.
 4. :func:`verify_pairs`: the estimated Jaccard (share of equal signature values) drops candidates
    that are clearly below the threshold, then :func:`jaccard_of_pairs` computes the exact Jaccard
    of the shingle-hash sets of the survivors. Only exactly verified pairs ever reject a row.
-5. :func:`near_duplicate_verdicts`: one verdict per row with the dedup stage's precedence (exact
-   duplicates first, then near duplicates of the most similar earlier unique row).
 
-Exact duplicates must be removed before LSH (``near_duplicate_verdicts`` does): identical texts
-have identical signatures, so k copies would fill one bucket per band with k*(k-1)/2 pairs.
-Buckets larger than ``max_bucket`` are therefore not expanded into all their pairs: every member is
-paired with the bucket's first member only (a star), which keeps the pair count linear.
+Verdicts (precedence, first occurrence wins) are :func:`synth_assets.core.dedup.dedup_batch`'s,
+which runs these steps. Exact duplicates must be removed before LSH (``dedup_batch`` signs each
+distinct text once): identical texts have identical signatures, so k copies would fill one bucket
+per band with k*(k-1)/2 pairs. Buckets larger than ``max_bucket`` are therefore not expanded into
+all their pairs: every member is paired with the bucket's first member only (a star), which keeps
+the pair count linear.
 
 Shingle hashes are 32-bit, so two different shingles collide with probability 2**-32 per pair of
 distinct shingles; on texts of a few hundred shingles this moves a Jaccard by far less than the
@@ -37,26 +39,22 @@ rounding of the verdicts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
-import pandas as pd
 
 __all__ = [
-    "BandIndex",
     "DEFAULT_MAX_BUCKET",
     "ESTIMATE_MARGIN",
-    "Verdicts",
     "band_keys",
     "candidate_probability",
+    "concatenated_ranges",
+    "equal_key_pairs",
     "estimated_jaccard",
+    "fingerprints",
     "jaccard_of_pairs",
     "lsh_bands",
     "lsh_candidate_pairs",
-    "near_duplicate_verdicts",
     "permutations",
     "query_pairs",
-    "resolve_near_duplicates",
     "shingle_hash",
     "shingle_hashes",
     "shingle_sets",
@@ -382,18 +380,63 @@ def _unique_pairs(pairs: np.ndarray, width: int) -> np.ndarray:
     return np.stack([codes // width, codes % width], axis=1)
 
 
-def lsh_candidate_pairs(sigs: np.ndarray, bands: int, rows: int, max_bucket: int = DEFAULT_MAX_BUCKET) -> np.ndarray:
+def equal_key_pairs(left: np.ndarray, right: np.ndarray, max_matches: int | None = None) -> np.ndarray:
+    """(m, 2) int64 pairs ``(l, r)`` with ``left[l] == right[r]``, in no particular order.
+
+    With ``max_matches``, each ``l`` pairs with the first (lowest) ``max_matches`` matching ``r``
+    only. The smaller side is sorted and the larger one looked up in it, so a batch of thousands
+    against an index of a million costs one ``searchsorted`` of the index's keys, not a sort of them.
+    """
+    left, right = np.ascontiguousarray(left), np.ascontiguousarray(right)
+    if len(left) == 0 or len(right) == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if len(right) <= len(left):
+        order = np.argsort(right, kind="stable")
+        ordered = right[order]
+        lo = np.searchsorted(ordered, left, side="left")
+        hits = np.searchsorted(ordered, left, side="right") - lo
+        if max_matches is not None:
+            np.minimum(hits, max_matches, out=hits)
+        left_rows = np.repeat(np.arange(len(left), dtype=np.int64), hits)
+        return np.stack([left_rows, order[concatenated_ranges(lo, hits)]], axis=1)
+    order = np.argsort(left, kind="stable")
+    ordered = left[order]
+    found = np.minimum(np.searchsorted(ordered, right), len(ordered) - 1)
+    right_rows = np.flatnonzero(ordered[found] == right)
+    values = right[right_rows]
+    if max_matches is not None and len(right_rows):
+        # Right rows are ascending: keep the first ``max_matches`` of each value.
+        by_value = np.argsort(values, kind="stable")
+        sorted_values = values[by_value]
+        run_starts = np.flatnonzero(np.r_[True, sorted_values[1:] != sorted_values[:-1]])
+        run_lengths = np.diff(np.append(run_starts, len(sorted_values)))
+        rank = np.arange(len(sorted_values)) - np.repeat(run_starts, run_lengths)
+        keep = np.zeros(len(right_rows), dtype=bool)
+        keep[by_value[rank < max_matches]] = True
+        right_rows, values = right_rows[keep], values[keep]
+    lo = np.searchsorted(ordered, values, side="left")
+    hits = np.searchsorted(ordered, values, side="right") - lo
+    return np.stack([order[concatenated_ranges(lo, hits)], np.repeat(right_rows, hits)], axis=1)
+
+
+def concatenated_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """``starts[0], starts[0] + 1, ..., starts[0] + lengths[0] - 1, starts[1], ...`` as one int64 array."""
+    total = int(lengths.sum())
+    return np.repeat(starts - np.cumsum(lengths) + lengths, lengths) + np.arange(total, dtype=np.int64)
+
+
+def lsh_candidate_pairs(keys: np.ndarray, max_bucket: int = DEFAULT_MAX_BUCKET) -> np.ndarray:
     """(m, 2) int64 pairs ``(i, j)``, ``i < j``, of rows sharing at least one band, each pair once.
 
-    Per band the keys are sorted and every run of equal keys (a bucket) gives its pairs. A bucket
-    of more than ``max_bucket`` rows gives only (first row, other row) pairs, so k identical band
-    values cost k - 1 pairs, not k*(k-1)/2; exact duplicates must be removed before (the caller
-    does), so big buckets are rare and still connect every member to one representative.
+    ``keys`` are the rows' :func:`band_keys`. Per band the keys are sorted and every run of equal
+    keys (a bucket) gives its pairs. A bucket of more than ``max_bucket`` rows gives only (first
+    row, other row) pairs, so k identical band values cost k - 1 pairs, not k*(k-1)/2; exact
+    duplicates must be removed before (``dedup.dedup_batch`` signs each distinct text once), so big
+    buckets are rare and still connect every member to one representative.
     """
-    n = sigs.shape[0]
-    keys = band_keys(sigs, bands, rows)
+    n = keys.shape[0]
     pieces = []
-    for band in range(bands):
+    for band in range(keys.shape[1]):
         column = np.ascontiguousarray(keys[:, band])
         order = np.argsort(column, kind="stable")
         ordered = column[order]
@@ -409,72 +452,34 @@ def lsh_candidate_pairs(sigs: np.ndarray, bands: int, rows: int, max_bucket: int
     return _unique_pairs(np.concatenate(pieces), max(n, 1))
 
 
-class BandIndex:
-    """Band keys of an index's rows, sorted once per band, to query many batches against.
+def query_pairs(index_keys: np.ndarray, query_keys: np.ndarray, max_bucket: int = DEFAULT_MAX_BUCKET) -> np.ndarray:
+    """(m, 2) int64 pairs ``(query_row, index_row)`` of query rows sharing a band with index rows, each pair once.
 
-    ``query`` costs a ``searchsorted`` per band of the batch's keys, independent of how the
-    index was built; ``extend`` merges a batch in (one re-sort per band).
+    Both arguments are :func:`band_keys`. A query key matching more than ``max_bucket`` index rows
+    of a band pairs with the first ``max_bucket`` of them (the earliest rows). Per band the smaller
+    side is sorted (:func:`equal_key_pairs`), so nothing of the index is kept between calls.
     """
-
-    def __init__(self, sigs: np.ndarray, bands: int, rows: int, max_bucket: int = DEFAULT_MAX_BUCKET):
-        self.bands, self.rows, self.max_bucket = bands, rows, max_bucket
-        self.size = 0
-        self._sorted: list[np.ndarray] = []
-        self._order: list[np.ndarray] = []
-        self.extend(sigs)
-
-    def extend(self, sigs: np.ndarray) -> None:
-        keys = band_keys(sigs, self.bands, self.rows)
-        ids = np.arange(self.size, self.size + len(sigs), dtype=np.int64)
-        first = not self._sorted
-        for band in range(self.bands):
-            column = np.ascontiguousarray(keys[:, band])
-            if not first:
-                column = np.concatenate([self._sorted[band], column])
-                member = np.concatenate([self._order[band], ids])
-            else:
-                member = ids
-            order = np.argsort(column, kind="stable")
-            if first:
-                self._sorted.append(column[order])
-                self._order.append(member[order])
-            else:
-                self._sorted[band], self._order[band] = column[order], member[order]
-        self.size += len(sigs)
-
-    def query(self, query_sigs: np.ndarray) -> np.ndarray:
-        """(m, 2) int64 pairs ``(query_row, index_row)`` sharing a band, each pair once.
-
-        A query key matching more than ``max_bucket`` index rows pairs with the first
-        ``max_bucket`` of them (the earliest rows, as the stable sort keeps insertion order).
-        """
-        keys = band_keys(query_sigs, self.bands, self.rows)
-        pieces = []
-        for band in range(self.bands):
-            column = np.ascontiguousarray(keys[:, band])
-            ordered = self._sorted[band]
-            lo = np.searchsorted(ordered, column, side="left")
-            hi = np.searchsorted(ordered, column, side="right")
-            hits = np.minimum(hi - lo, self.max_bucket)
-            if hits.sum() == 0:
-                continue
-            query_rows = np.repeat(np.arange(len(column), dtype=np.int64), hits)
-            positions = np.repeat(lo, hits) + (np.arange(hits.sum()) - np.repeat(np.cumsum(hits) - hits, hits))
-            pieces.append(np.stack([query_rows, self._order[band][positions]], axis=1))
-        if not pieces:
-            return np.zeros((0, 2), dtype=np.int64)
-        return _unique_pairs(np.concatenate(pieces), max(self.size, 1))
+    pieces = [
+        equal_key_pairs(query_keys[:, band], index_keys[:, band], max_bucket) for band in range(query_keys.shape[1])
+    ]
+    pieces = [piece for piece in pieces if len(piece)]
+    if not pieces:
+        return np.zeros((0, 2), dtype=np.int64)
+    return _unique_pairs(np.concatenate(pieces), max(len(index_keys), 1))
 
 
-def query_pairs(
-    index_sigs: np.ndarray, query_sigs: np.ndarray, bands: int, rows: int, max_bucket: int = DEFAULT_MAX_BUCKET
-) -> np.ndarray:
-    """(m, 2) int64 pairs ``(query_row, index_row)`` of query rows sharing a band with index rows.
+def fingerprints(keys: np.ndarray) -> np.ndarray:
+    """One 64-bit key per row from its :func:`band_keys`: equal signatures give equal fingerprints.
 
-    Builds a :class:`BandIndex` of ``index_sigs`` (one sort per band) and queries it; keep the
-    ``BandIndex`` instead when several batches go against the same index.
+    Equal normalised texts have equal signatures, so candidates for an exact match are the rows
+    with an equal fingerprint (different signatures collide with probability 2**-64; the caller
+    compares the texts).
     """
-    return BandIndex(index_sigs, bands, rows, max_bucket).query(query_sigs)
+    constants = _window_constants(keys.shape[1])
+    total = np.zeros(len(keys), dtype=_U64)
+    for band in range(keys.shape[1]):
+        total += keys[:, band] * constants[band]
+    return _fmix64(total)
 
 
 # --------------------------------------------------------------------------------------------
@@ -484,8 +489,7 @@ def query_pairs(
 def _gather_segments(flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Concatenated segments ``flat[offsets[r]:offsets[r + 1]]`` for ``rows`` and their lengths."""
     lengths = offsets[rows + 1] - offsets[rows]
-    index = np.repeat(offsets[rows] - np.cumsum(lengths) + lengths, lengths) + np.arange(lengths.sum())
-    return flat[index], lengths
+    return flat[concatenated_ranges(offsets[rows], lengths)], lengths
 
 
 def _sets_of_rows(flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -590,92 +594,3 @@ def verify_pairs(
         similarity = jaccard_of_pairs(flat, offsets, inverse[:, 0], inverse[:, 1])
     verified = similarity >= threshold
     return survivors[verified], similarity[verified]
-
-
-# --------------------------------------------------------------------------------------------
-# Verdicts
-
-
-@dataclass(frozen=True)
-class Verdicts:
-    """One verdict per input row: ``status`` is ``unique``, ``exact_dup`` or ``near_dup``;
-    ``dup_of`` the matched earlier row (-1 for unique); ``similarity`` its Jaccard (0 for unique)."""
-
-    status: np.ndarray
-    dup_of: np.ndarray
-    similarity: np.ndarray
-    candidate_pairs: int
-    verified_pairs: int
-
-
-def resolve_near_duplicates(n: int, pairs: np.ndarray, similarity: np.ndarray, eligible: np.ndarray | None = None):
-    """First occurrence wins: row ``j`` is a near duplicate of its most similar earlier *unique* row.
-
-    ``pairs`` are verified ``(i, j)`` with ``i < j``. A row matched only by rows that are themselves
-    duplicates stays unique, as in ``dedup.find_duplicates`` (an index holds unique rows only).
-    Returns ``(dup_of, similarity)`` with -1 / 0.0 for unique rows.
-    """
-    dup_of = np.full(n, -1, dtype=np.int64)
-    best = np.zeros(n, dtype=np.float64)
-    if len(pairs) == 0:
-        return dup_of, best
-    # Most similar first, then the earliest row, within each later row's candidates.
-    order = np.lexsort((pairs[:, 0], -similarity, pairs[:, 1]))
-    left, right, sims = pairs[order, 0].tolist(), pairs[order, 1].tolist(), similarity[order].tolist()
-    is_dup = bytearray(n)
-    decided = -1
-    for i, j, s in zip(left, right, sims):
-        if j == decided:
-            continue
-        if not is_dup[i]:
-            is_dup[j] = 1
-            dup_of[j] = i
-            best[j] = s
-            decided = j
-    return dup_of, best
-
-
-def near_duplicate_verdicts(
-    normalized_texts: list[str],
-    *,
-    threshold: float,
-    num_perm: int,
-    shingle_chars: int,
-    seed: int = MINHASH_SEED,
-    max_bucket: int = DEFAULT_MAX_BUCKET,
-) -> Verdicts:
-    """Exact then near-duplicate verdicts for a list of normalised texts, in order.
-
-    Exact duplicates (equal text) point at the first occurrence; the first occurrences then go
-    through shingles -> signatures -> band-sort LSH -> estimate filter -> exact Jaccard, and each
-    is a near duplicate of its most similar earlier unique row with Jaccard ``>= threshold``.
-    """
-    n = len(normalized_texts)
-    codes, _ = pd.factorize(pd.Series(normalized_texts, dtype=object), sort=False)
-    first_of_code = np.full(codes.max() + 1 if n else 0, -1, dtype=np.int64)
-    positions = np.arange(n, dtype=np.int64)
-    first_of_code[codes[::-1]] = positions[::-1]
-    first = first_of_code[codes]
-    firsts = np.flatnonzero(first == positions)
-
-    texts = [normalized_texts[i] for i in firsts.tolist()]
-    sigs = signatures(texts, num_perm, shingle_chars, seed)
-    bands, rows = lsh_bands(threshold, num_perm)
-    candidates = lsh_candidate_pairs(sigs, bands, rows, max_bucket)
-    verified, similarity = verify_pairs(candidates, sigs, texts, shingle_chars, threshold)
-    near_of, near_similarity = resolve_near_duplicates(len(firsts), verified, similarity)
-
-    status = np.full(n, "unique", dtype=object)
-    dup_of = np.full(n, -1, dtype=np.int64)
-    sim = np.zeros(n, dtype=np.float64)
-    exact = first != positions
-    status[exact], dup_of[exact], sim[exact] = "exact_dup", first[exact], 1.0
-    near = near_of >= 0
-    status[firsts[near]] = "near_dup"
-    dup_of[firsts[near]] = firsts[near_of[near]]
-    sim[firsts[near]] = near_similarity[near]
-    # An exact copy of a near duplicate is, like it, a near duplicate of the same unique row (the
-    # exact keys hold unique rows only, as in dedup.find_duplicates).
-    copies_near = exact & (status[first] == "near_dup")
-    status[copies_near], dup_of[copies_near], sim[copies_near] = "near_dup", dup_of[first[copies_near]], sim[first[copies_near]]
-    return Verdicts(status, dup_of, sim, len(candidates), len(verified))
