@@ -75,7 +75,7 @@ def test_the_gate_rejects_probe_hits_with_the_probe_as_reason_and_the_evidence_a
 
 
 def test_a_task_can_skip_a_probe():
-    rows = _rows("email me at bob@example.com at six")
+    rows = _rows("email me at bob@mailbox.org at six")
     assert apply_filters(rows, GateConfig(), PROFILE)["reject_reason"].tolist() == ["pii"]
     assert apply_filters(rows, GateConfig(skip_probes=["pii"]), PROFILE)["reject_reason"].tolist() == [""]
 
@@ -88,3 +88,29 @@ def test_an_unknown_probe_name_is_refused():
 def test_common_openings_show_a_stuck_phrasing():
     openings = opening_phrases(pd.Series(["please set an alarm", "please set an alarm now", "please set an timer", "wake me"]))
     assert openings.iloc[0].tolist() == ["please set an", 3, 0.75]
+
+
+DESCRIBED = SeedProfile.of({"alarm_set": "the user wants to set an alarm", "play_music": "music"}, ["set an alarm for six"])
+
+
+@pytest.mark.parametrize(
+    ("text", "evidence"),
+    [
+        ("Number of examples: 5", "prompt field 'Number of examples:'"),
+        ("Answer with JSON only", "prompt field 'Answer with JSON'"),
+        ("the user wants to set an alarm at six", "a label description word for word: 'the user wants to set an alarm'"),
+    ],
+)
+def test_prompt_echo_finds_the_request_written_back(text, evidence):
+    assert probe("prompt_echo", pd.Series([text]), DESCRIBED).iloc[0] == evidence
+
+
+@pytest.mark.parametrize(
+    "text", ["email John Doe about it", "call [name] tomorrow", "ring 555-0123 now", "send it to bob@example.com"]
+)
+def test_placeholder_values_are_caught(text):
+    assert probe("placeholder", pd.Series([text]), PROFILE).iloc[0].startswith("placeholder")
+
+
+def test_short_descriptions_and_real_requests_are_not_echoes():
+    assert (probe("prompt_echo", pd.Series(["play some music", "set an alarm"]), DESCRIBED) == "").all()

@@ -8,6 +8,10 @@ task (its labels, its seeds) take a :class:`SeedProfile`.
 - ``meta_text``: text about the answer instead of an answer ("Here are 5 examples:", "Sure!").
 - ``list_marker``: list numbering or bullets left in ("1. ", "- ").
 - ``label_leak``: the label's own id in the text ("weather_query").
+- ``prompt_echo``: the request written back: its field names ("Number of examples:", "Answer
+  with JSON") or a label's description from task.yaml, word for word.
+- ``placeholder``: stand-in values no real text has ("John Doe", "[name]", "XXX", "lorem ipsum",
+  "555-0100" numbers, "example.com").
 - ``pii``: an e-mail address, a phone number, a payment card number (Luhn-valid) or an IBAN
   (checksum-valid): quarantined, never trained on.
 - ``repetition``: a word three times in a row, or one word making up most of a longer text.
@@ -26,8 +30,8 @@ from dataclasses import dataclass
 import pandas as pd
 
 REFUSAL = re.compile(
-    r"\b(?:as an ai\b|as a language model|i(?: am|'m) (?:an ai|a language model|unable to)|"
-    r"i (?:cannot|can't|can not|won't) (?:help|assist|provide|create|generate|comply|do that)|"
+    r"\b(?:as an ai\b|as a language model|i(?: am|'m) (?:an ai|a language model)|"
+    r"i(?: cannot| can't| can not| won't| am unable to|'m unable to) (?:help|assist|provide|create|generate|comply|do that)|"
     r"i'm sorry,? but|i apologi[sz]e)",
     re.IGNORECASE,
 )
@@ -40,6 +44,17 @@ PHONE = re.compile(r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?\(?\d{3}\)?[\s.-]?\d{3}[\s.-
 CARD = re.compile(r"(?<!\d)(?:\d[ -]?){12,18}\d(?!\d)")
 IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
 WORD = re.compile(r"\w+")
+PROMPT_FIELDS = re.compile(
+    r"number of examples\s*:|meaning of the label\s*:|answer with json|other labels of the task|^\s*label\s*:\s*\S+$",
+    re.IGNORECASE,
+)
+PLACEHOLDER = re.compile(
+    r"\b(?:john|jane) doe\b|\[(?:name|date|time|place|number|city|email|phone)\]|<(?:name|date|number)>|\bxxx+\b|"
+    r"\blorem ipsum\b|\bfoo ?bar\b|\bacme (?:corp|inc)\b|\b555[-.\s]01\d\d\b|@example\.(?:com|org)\b|\b123[-.\s]?456[-.\s]?7890\b",
+    re.IGNORECASE,
+)
+# A description shorter than this many words is too common a phrase to call an echo.
+ECHO_MIN_WORDS = 4
 # A word repeated this often in a row, or making up this share of a text of at least
 # REPETITION_MIN_WORDS words, is a generation loop rather than language.
 REPEATS_IN_A_ROW = 3
@@ -59,13 +74,17 @@ class SeedProfile:
     script: str
     min_chars: int
     max_chars: int
+    descriptions: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, labels, seed_texts) -> SeedProfile:
+        """``labels``: the task's label ids, or a mapping of them to their descriptions."""
         texts = [str(text) for text in seed_texts]
         scripts = Counter(_script(ch) for text in texts for ch in text if ch.isalpha())
         lengths = [len(text) for text in texts] or [0]
-        return cls(tuple(sorted(labels)), scripts.most_common(1)[0][0] if scripts else "LATIN", min(lengths), max(lengths))
+        descriptions = tuple(sorted(str(text).casefold() for text in labels.values())) if isinstance(labels, dict) else ()
+        script = scripts.most_common(1)[0][0] if scripts else "LATIN"
+        return cls(tuple(sorted(labels)), script, min(lengths), max(lengths), descriptions)
 
 
 def _script(ch: str) -> str:
@@ -132,6 +151,16 @@ def _label_leak(text: str, labels: tuple[str, ...]) -> str:
     return ""
 
 
+def _prompt_echo(text: str, descriptions: tuple[str, ...]) -> str:
+    if match := PROMPT_FIELDS.search(text):
+        return f"prompt field {match.group(0).strip()!r}"
+    folded = text.casefold()
+    for description in descriptions:
+        if len(description.split()) >= ECHO_MIN_WORDS and description in folded:
+            return f"a label description word for word: {description!r}"
+    return ""
+
+
 def _length_outlier(text: str, profile: SeedProfile) -> str:
     if len(text) < profile.min_chars / LENGTH_OUTLIER_FACTOR:
         return f"{len(text)} characters; the seeds have {profile.min_chars}-{profile.max_chars}"
@@ -149,6 +178,8 @@ PROBES = {
     "meta_text": _matching(META_TEXT, "starts with"),
     "list_marker": _matching(LIST_MARKER, "list marker"),
     "label_leak": lambda text, profile: _label_leak(text, profile.labels),
+    "prompt_echo": lambda text, profile: _prompt_echo(text, profile.descriptions),
+    "placeholder": _matching(PLACEHOLDER, "placeholder"),
     "pii": lambda text, profile: _pii(text),
     "repetition": lambda text, profile: _repetition(text),
     "wrong_script": lambda text, profile: _wrong_script(text, profile.script),
