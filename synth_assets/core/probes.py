@@ -50,7 +50,8 @@ PROMPT_FIELDS = re.compile(
 )
 PLACEHOLDER = re.compile(
     r"\b(?:john|jane) doe\b|\[(?:name|date|time|place|number|city|email|phone)\]|<(?:name|date|number)>|\bxxx+\b|"
-    r"\blorem ipsum\b|\bfoo ?bar\b|\bacme (?:corp|inc)\b|\b555[-.\s]01\d\d\b|@example\.(?:com|org)\b|\b123[-.\s]?456[-.\s]?7890\b",
+    r"\blorem ipsum\b|\bfoo ?bar\b|\bacme (?:corp|inc)\b|\b555[-.\s]01\d\d\b|@example\.(?:com|org)\b|"
+    r"\b123[-.\s]?456[-.\s]?7890\b",
     re.IGNORECASE,
 )
 # A description shorter than this many words is too common a phrase to call an echo.
