@@ -5,9 +5,9 @@ from datetime import UTC, datetime
 import pytest
 
 from synth_assets.core.batches import (
+    REGISTRY,
     BatchKeyError,
     incoming_files,
-    is_registered,
     key_for_file,
     key_for_refresh,
     load_batch,
@@ -53,7 +53,7 @@ def test_register_copies_the_input_and_is_idempotent(tmp_path, task):
     lake = Lake(tmp_path / "lake")
     record = register_batch(lake, task, "home-b1", task.seeds_path, "refresh")
     assert record.input_path.read_bytes() == task.seeds_path.read_bytes()
-    assert is_registered(lake, "home-b1")
+    assert lake.sidecar_path(REGISTRY, "home-b1").is_file()
     assert register_batch(lake, task, "home-b1", task.seeds_path, "refresh") == record
     assert load_batch(lake, "home-b1").sha256 == record.sha256
 
@@ -71,7 +71,7 @@ def test_a_bad_file_creates_no_batch(tmp_path, task):
     bad = write_csv(tmp_path / "bad.csv", [("wake me at noon", "not_a_label")])
     with pytest.raises(InputFileError, match="unknown label"):
         register_batch(lake, task, "home-bad", bad, "seed_file")
-    assert not is_registered(lake, "home-bad")
+    assert not lake.sidecar_path(REGISTRY, "home-bad").is_file()
     assert not (lake.root / "_batches").exists()
 
 

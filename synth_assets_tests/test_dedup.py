@@ -9,7 +9,6 @@ from synth_assets.core.dedup import (
     duplicate_pairs,
     find_duplicates,
     signature_table,
-    signatures_of,
     stored_signatures,
 )
 from synth_assets.core.minhash import candidate_probability, lsh_bands, signatures
@@ -87,16 +86,24 @@ def test_non_latin_and_long_texts_are_handled():
 def test_stored_signatures_stand_in_for_the_text_of_earlier_rows():
     earlier = ["play some relaxing piano music", "turn off all the lights in the kitchen"]
     _, stored = dedup_batch(_candidates(*earlier), [], **SETTINGS)
-    assert signatures_of(stored, 128).tobytes() == signatures([normalize_text(t) for t in earlier], 128, 5).tobytes()
+    assert (
+        stored_signatures(list(stored["row_id"]), earlier, stored, 128, 5).tobytes()
+        == signatures([normalize_text(t) for t in earlier], 128, 5).tobytes()
+    )
     # The index is loaded from the stored signatures; verification still reads the texts.
-    reference = Reference(list(stored["row_id"]), earlier, "exact_dup", signatures=signatures_of(stored, 128))
+    reference = Reference(
+        list(stored["row_id"]),
+        earlier,
+        "exact_dup",
+        signatures=stored_signatures(list(stored["row_id"]), earlier, stored, 128, 5),
+    )
     assert _verdicts(_candidates("play some relaxing piano music now"), [reference]) == [("near_dup", "r0")]
 
 
 def test_only_unique_rows_have_their_signatures_stored():
     table, stored = dedup_batch(_candidates("play jazz", "play jazz", "turn the lights off"), [], **SETTINGS)
     assert list(stored["row_id"]) == list(table.loc[table["dup_status"] == "unique", "row_id"])
-    assert np.asarray(signatures_of(stored, 128)).shape == (2, 128)
+    assert stored["signature"].map(len).eq(128 * 4).all() and stored["settings"].eq("perm128-shingle5-seed1").all()
 
 
 def test_lsh_bands_reach_the_recall_target_at_the_threshold():

@@ -180,10 +180,6 @@ def load_batch(lake: Lake, key: str) -> BatchRecord:
     )
 
 
-def is_registered(lake: Lake, key: str) -> bool:
-    return lake.sidecar_path(REGISTRY, key).is_file()
-
-
 def seed_table(task: TaskConfig, batch: BatchRecord, synthetic: pd.DataFrame | None = None) -> pd.DataFrame:
     """The ``seeds`` partition of a registered batch: its validated rows with provenance.
 

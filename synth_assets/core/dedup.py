@@ -57,13 +57,6 @@ def signature_table(row_ids, signatures: np.ndarray, shingle_chars: int) -> pd.D
     )
 
 
-def signatures_of(table: pd.DataFrame, num_perm: int) -> np.ndarray:
-    """The inverse of :func:`signature_table`: an ``(n, num_perm)`` uint32 array."""
-    if table.empty:
-        return np.zeros((0, num_perm), dtype=np.uint32)
-    return np.frombuffer(b"".join(table["signature"]), dtype=np.uint32).reshape(len(table), num_perm)
-
-
 def stored_signatures(
     row_ids: list[str], texts: list[str], stored: pd.DataFrame, num_perm: int, shingle_chars: int
 ) -> np.ndarray:
@@ -199,9 +192,7 @@ def dedup_batch(
         right_texts=[index.normalized(j) for j in ref_rows.tolist()],
     )
     ref_pairs[:, 1] = ref_rows[ref_pairs[:, 1]]
-    batch_pairs, batch_similarity = minhash.verify_pairs(
-        minhash.lsh_candidate_pairs(keys), sigs, texts, shingle_chars, threshold
-    )
+    batch_pairs, batch_similarity = minhash.verify_pairs(minhash.lsh_candidate_pairs(keys), sigs, texts, shingle_chars, threshold)
 
     # A text stays unique unless it matches a reference or an earlier text that stayed unique.
     kept = bytearray((exact_reference < 0).astype(np.uint8).tobytes())

@@ -459,9 +459,7 @@ def query_pairs(index_keys: np.ndarray, query_keys: np.ndarray, max_bucket: int 
     of a band pairs with the first ``max_bucket`` of them (the earliest rows). Per band the smaller
     side is sorted (:func:`equal_key_pairs`), so nothing of the index is kept between calls.
     """
-    pieces = [
-        equal_key_pairs(query_keys[:, band], index_keys[:, band], max_bucket) for band in range(query_keys.shape[1])
-    ]
+    pieces = [equal_key_pairs(query_keys[:, band], index_keys[:, band], max_bucket) for band in range(query_keys.shape[1])]
     pieces = [piece for piece in pieces if len(piece)]
     if not pieces:
         return np.zeros((0, 2), dtype=np.int64)

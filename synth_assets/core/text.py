@@ -11,8 +11,6 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from synth_assets.core.hashing import stable_hash
-
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -24,11 +22,6 @@ def normalize_text(text: str) -> str:
     """The normalised form used for exact-duplicate keys and shingling."""
     folded = unicodedata.normalize("NFKC", text).casefold()
     return _WHITESPACE.sub(" ", _strip_punctuation(folded)).strip()
-
-
-def text_key(text: str) -> str:
-    """Exact-duplicate key: hash of the normalised text."""
-    return stable_hash(normalize_text(text))
 
 
 def collapse_whitespace(text: str) -> str:
