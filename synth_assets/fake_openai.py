@@ -78,6 +78,10 @@ SWAPS = (("the", "my"), ("turn", "switch"), ("please", "kindly"), ("can you", "c
 
 _LABEL_LINE = re.compile(r"^Label:\s*(.+?)\s*$", re.MULTILINE)
 _COUNT_LINE = re.compile(r"^Number of examples:\s*(\d+)\s*$", re.MULTILINE)
+# A judge request (the gate's LLM tier): "Judge label: <label>", then "Texts:" and "<n>. <text>" lines.
+_JUDGE_LINE = re.compile(r"^Judge label:\s*(.+?)\s*$", re.MULTILINE)
+_NUMBERED_LINE = re.compile(r"^(\d+)\.\s+(.*)$", re.MULTILINE)
+_DESCRIPTION_LINE = re.compile(r"^Meaning of the label:\s*(.+?)\s*$", re.MULTILINE)
 
 
 class Selector(BaseModel):
@@ -181,6 +185,7 @@ class Ask:
     prompt: str
     digest: int
     max_tokens: int | None
+    judged: tuple[str, ...] = ()  # a judge request: the numbered texts to judge against the label
 
 
 @dataclass
@@ -231,6 +236,21 @@ def parse_ask(payload: dict[str, Any], json_schema_supported: bool = True) -> As
     response_format = payload.get("response_format")
     response_format = response_format if isinstance(response_format, dict) else {}
     label, n = None, None
+    if judge := _JUDGE_LINE.search(last_user):
+        texts_part = last_user.split("Texts:", 1)[1] if "Texts:" in last_user else ""
+        judged = tuple(text for _, text in _NUMBERED_LINE.findall(texts_part))
+        canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        description = _DESCRIPTION_LINE.search(last_user)
+        return Ask(
+            model=str(payload.get("model", "fake-model")),
+            label=judge.group(1),
+            n=len(judged),
+            seeds=(description.group(1) if description else judge.group(1),),
+            prompt="\n".join(texts),
+            digest=int.from_bytes(hashlib.sha256(canonical.encode()).digest()[:8], "big"),
+            max_tokens=payload.get("max_tokens") or payload.get("max_completion_tokens"),
+            judged=judged,
+        )
     if response_format.get("type") == "json_schema":
         if not json_schema_supported:
             raise BadRequest(
@@ -384,6 +404,8 @@ class FakeOpenAI:
             return 429, body, {"retry-after": f"{rule.retry_after:g}"}
         if name == "server_error":
             return 500, _error_body("The server had an error while processing your request.", "server_error"), {}
+        if ask.judged:
+            return 200, self._judgement(ask, name, rule), {}
         examples = [{"text": text, "label": ask.label} for text in example_texts(ask)]
         if name in ("ok", "timeout"):
             self.previous_examples[ask.label] = examples
@@ -427,6 +449,39 @@ class FakeOpenAI:
             },
         }
         return 200, body, {}
+
+    def _judgement(self, ask: Ask, name: str, rule: Selector | None) -> dict[str, Any]:
+        """A judge's verdicts: a text belongs when it shares a word of 4+ letters with the label or its meaning."""
+        vocabulary = set(re.findall(r"[a-z]{4,}", f"{ask.label} {ask.seeds[0]}".replace("_", " ").casefold()))
+        verdicts = [
+            {
+                "id": number,
+                "belongs": bool(vocabulary & set(re.findall(r"[a-z]{4,}", text.casefold()))),
+                "reason": "shares words with the label"
+                if vocabulary & set(re.findall(r"[a-z]{4,}", text.casefold()))
+                else "off topic",
+            }
+            for number, text in enumerate(ask.judged, start=1)
+        ]
+        content = json.dumps({"verdicts": verdicts})
+        finish_reason = "stop"
+        if name == "truncate":
+            content, finish_reason = content[: len(content) // 2], "length"
+        elif isinstance(rule, MalformedFault):
+            content = "Looks fine to me."
+        prompt_tokens, completion_tokens = _tokens(len(ask.prompt)), _tokens(len(content))
+        return {
+            "id": self._new_id("chatcmpl-fake"),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": ask.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": finish_reason}],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
 
     async def chat_completions(self, request: Request) -> Response:
         self.in_flight += 1

@@ -91,13 +91,19 @@ def row_filters(config: GateConfig, profile: SeedProfile | None = None) -> list[
 
 
 def apply_filters(
-    rows: pd.DataFrame, config: GateConfig, profile: SeedProfile | None = None, label_checker: LabelChecker | None = None
+    rows: pd.DataFrame,
+    config: GateConfig,
+    profile: SeedProfile | None = None,
+    label_checker: LabelChecker | None = None,
+    judge: Callable[[pd.DataFrame], dict[str, str | None]] | None = None,
 ) -> pd.DataFrame:
     """``rows`` with ``accepted, reject_reason, reject_detail``; every row gets a verdict.
 
     With a ``profile`` of the task's labels and seeds, the probes of :mod:`synth_assets.core.probes`
     run too (all but ``gate.skip_probes``). With a ``label_checker``, the expensive tier runs last
-    and only on the rows every cheap filter kept: ``label_disputed`` rows.
+    and only on the rows every cheap filter kept: ``label_disputed`` rows. With a ``judge`` too
+    (the LLM tier, :mod:`synth_assets.core.judge`), the rows the classifier kept but was unsure
+    about are judged, and those it rejects become ``judge_rejected``.
     """
     rows = rows.astype({"text": str, "norm_key": str})
     reasons = pd.Series("", index=rows.index, dtype=object)
@@ -109,20 +115,26 @@ def apply_filters(
             details[hit] = rows[hit].apply(row_filter.detail, axis=1)
     if label_checker is not None:
         survivors = reasons == ""
-        disputes = label_checker.disputes(rows.loc[survivors, "text"], rows.loc[survivors, "label"])
+        disputes, unsure = label_checker.assess(rows.loc[survivors, "text"], rows.loc[survivors, "label"])
         hit = disputes[disputes != ""].index
         reasons[hit], details[hit] = "label_disputed", disputes[hit]
+        if judge is not None and unsure.any():
+            doubtful = rows.loc[unsure[unsure].index]
+            verdicts = judge(doubtful[["row_id", "text", "label"]])
+            rejected = [index for index, row_id in zip(doubtful.index, doubtful["row_id"]) if verdicts.get(row_id)]
+            reasons[rejected] = "judge_rejected"
+            details[rejected] = [verdicts[row_id] for row_id in rows.loc[rejected, "row_id"]]
     return rows.assign(accepted=(reasons == "").to_numpy(), reject_reason=reasons.astype(str), reject_detail=details.astype(str))
 
 
-def gate_rows(rows: pd.DataFrame, config: GateConfig, labels, seeds: pd.DataFrame) -> pd.DataFrame:
+def gate_rows(rows: pd.DataFrame, config: GateConfig, labels, seeds: pd.DataFrame, judge=None) -> pd.DataFrame:
     """Every tier of the gate for a batch whose real seeds are ``seeds`` (``text, label``)."""
     checker = (
         LabelChecker.fit(seeds["text"], seeds["label"], config.label_dispute_rank, config.label_dispute_ratio)
         if config.label_check and seeds["label"].nunique() > 1
         else None
     )
-    return apply_filters(rows, config, SeedProfile.of(labels, seeds["text"]), checker)
+    return apply_filters(rows, config, SeedProfile.of(labels, seeds["text"]), checker, judge if config.llm_judge else None)
 
 
 def batch_verdict(gated: pd.DataFrame, config: GateConfig) -> dict:

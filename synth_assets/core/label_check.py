@@ -38,8 +38,12 @@ class LabelChecker:
 
     def disputes(self, texts: pd.Series, claimed: pd.Series) -> pd.Series:
         """For each row, why the classifier disputes its label ("" where it does not)."""
+        return self.assess(texts, claimed)[0]
+
+    def assess(self, texts: pd.Series, claimed: pd.Series) -> tuple[pd.Series, pd.Series]:
+        """(why each row is disputed or "", whether the classifier is unsure: not disputed, yet not its first choice)."""
         if texts.empty:
-            return pd.Series("", index=texts.index, dtype=object)
+            return pd.Series("", index=texts.index, dtype=object), pd.Series(False, index=texts.index)
         classes = list(self.model.classes_)
         proba = self.model.predict_proba(texts.astype(str))
         known = claimed.isin(classes).to_numpy()
@@ -54,4 +58,5 @@ class LabelChecker:
             else ""
             for i, (flag, label, r, p, t) in enumerate(zip(disputed, claimed, rank, p_claimed, top))
         ]
-        return pd.Series(details, index=texts.index, dtype=object)
+        unsure = known & ~disputed & (rank > 1)
+        return pd.Series(details, index=texts.index, dtype=object), pd.Series(unsure, index=texts.index)

@@ -171,3 +171,37 @@ def build_requests(task: TaskConfig, batch: str, seeds: pd.DataFrame, mode: str)
             key = stable_hash(llm.model, messages, params, PROMPT_ID, PROMPT_VERSION, index, length=32)
             requests.append(GenerationRequest(key, label, index, messages, params, list(examples["seed_id"]), axes))
     return requests
+
+
+JUDGE_PROMPT_ID = "label_judge"
+JUDGE_PROMPT_VERSION = "2026.11.1"
+JUDGE_SYSTEM_PROMPT = "You check labelled training examples for a text classifier against a rubric, strictly and briefly."
+JUDGE_TEMPLATE = """Task: {text_kind}.
+Judge label: {label}
+Meaning of the label: {description}
+Other labels of the task: {other_labels}
+
+Rubric: a text belongs to the label when a person reading only the text would give it this label
+and no other label of the task; a text that fits another label better, or no label, does not.
+
+Texts:
+{texts}
+
+Answer with JSON only: {{"verdicts": [{{"id": 1, "belongs": true, "reason": "..."}}, ...]}}, one per text."""
+
+
+def judge_request(task: TaskConfig, label: str, items: list[tuple[str, str]]) -> GenerationRequest:
+    """One request asking the task's model whether each ``(row_id, text)`` belongs to ``label``."""
+    llm = task.generation.llm
+    user = JUDGE_TEMPLATE.format(
+        text_kind=task.text_kind,
+        label=label,
+        description=task.labels[label],
+        other_labels=_other_labels(task, label),
+        texts="\n".join(f"{number}. {text}" for number, (_, text) in enumerate(items, start=1)),
+    )
+    messages = [{"role": "system", "content": JUDGE_SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    params = {"model": llm.model, "temperature": 0.0, "max_tokens": llm.max_tokens, "response_format": {"type": "json_object"}}
+    key = stable_hash(llm.model, messages, params, JUDGE_PROMPT_ID, JUDGE_PROMPT_VERSION, length=32)
+    # A judge request's ``seed_ids`` are the rows it judges, in the order of their numbers.
+    return GenerationRequest(key, label, 0, messages, params, [row_id for row_id, _ in items], {})

@@ -103,6 +103,7 @@ class GateConfig(_Strict):
     review_max_rows: int = Field(500, ge=0)
     review_min_acceptance: float = Field(0.8, ge=0.0, le=1.0, description="reviewed acceptance below this fails the batch")
     label_check: bool = Field(True, description="dispute rows whose label a classifier on the seeds confidently rejects")
+    llm_judge: bool = Field(False, description="the task's LLM judges the rows the classifier is unsure about")
     label_dispute_rank: int = Field(3, ge=1, description="disputed only if the claimed label ranks below this")
     label_dispute_ratio: float = Field(5.0, ge=1.0, description="... and the top label is this many times as probable")
 
@@ -160,6 +161,12 @@ class TaskConfig(_Strict):
             if not str(description or "").strip():
                 raise ValueError(f"label {label!r} needs a one-line description")
         return labels
+
+    @model_validator(mode="after")
+    def _judge_has_a_model(self) -> TaskConfig:
+        if self.gate.llm_judge and self.generation.llm is None:
+            raise ValueError("gate.llm_judge needs generation.llm (the model and endpoint that judge)")
+        return self
 
     def path(self, name: str) -> Path:
         return self.task_dir / name

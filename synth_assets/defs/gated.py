@@ -10,17 +10,50 @@ import dagster as dg
 import pandas as pd
 
 from synth_assets.core.gate import GATE_VERSION, batch_verdict, gate_rows
+from synth_assets.core.judge import judge_requests, judgements
+from synth_assets.core.llm_client import run_requests
+from synth_assets.core.pricing import price_for
 from synth_assets.core.probes import PROBES, opening_phrases
 from synth_assets.core.report import markdown_table
 from synth_assets.core.review import review_sample
 from synth_assets.core.schemas import gated_schema
 from synth_assets.defs.deduplicated import deduplicated
+from synth_assets.defs.generated import llm_session
 from synth_assets.defs.partitions import batches
 from synth_assets.defs.publishing import counts_table, publish, stage_code_version
 from synth_assets.defs.resources import FactoryResource
 
 GATE_CHECK = "gate_passed"
 REVIEW_REQUESTS = "review_requests"  # lake folder of the review sheets, one CSV per batch
+
+
+def _judge(context, factory: FactoryResource, batch: str, task, generation_cost: float, numbers: dict):
+    """The gate's LLM tier for ``batch``: judges rows through the task's model, within what the batch budget has left."""
+    llm = task.generation.llm
+    price = price_for(llm.model, llm.price_per_million_tokens)
+
+    def judge(rows: pd.DataFrame) -> dict:
+        session = llm_session(context, factory, batch)
+        requests = judge_requests(task, rows)
+        try:
+            results, summary = run_requests(
+                requests,
+                llm,
+                session.cache,
+                price,
+                api_key=session.api_key,
+                budget_usd=max(llm.budget_usd_per_batch - generation_cost, 0.0),
+                replay=session.replay,
+                progress=session.progress,
+            )
+        finally:
+            session.cache.close()
+        verdicts = judgements(requests, results)
+        numbers.update(rows=len(rows), unjudged=sum(v is None for v in verdicts.values()), spent_usd=summary["spent_usd"])
+        context.log.info(f"{batch}: LLM judge saw {len(rows)} rows the classifier was unsure about ({numbers})")
+        return verdicts
+
+    return judge
 
 
 @dg.asset(
@@ -46,7 +79,10 @@ def gated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.Mat
     batch = context.partition_key
     task = factory.task_for_batch(batch)
     lake = factory.lake()
-    table = gate_rows(lake.read_table("deduplicated", batch), task.gate, task.labels, lake.read_table("seeds", batch))
+    rows = lake.read_table("deduplicated", batch)
+    judged: dict = {}
+    judge = _judge(context, factory, batch, task, float(rows["cost_usd"].sum()), judged) if task.gate.llm_judge else None
+    table = gate_rows(rows, task.gate, task.labels, lake.read_table("seeds", batch), judge)
     disputed = int((table["reject_reason"] == "label_disputed").sum())
     cheap_survivors = int(table["accepted"].sum()) + disputed
     verdict = batch_verdict(table, task.gate)
@@ -100,10 +136,14 @@ def gated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.Mat
                 markdown_table(
                     pd.DataFrame(
                         {
-                            "tier": ["cheap filters (format, probes, duplicates)", "label consistency classifier"],
-                            "rows_in": [len(table), cheap_survivors if task.gate.label_check else 0],
-                            "rejected": [len(table) - cheap_survivors, disputed],
-                            "cost_usd": [0.0, 0.0],
+                            "tier": ["cheap filters (format, probes, duplicates)", "label consistency classifier", "LLM judge"],
+                            "rows_in": [len(table), cheap_survivors if task.gate.label_check else 0, judged.get("rows", 0)],
+                            "rejected": [
+                                len(table) - cheap_survivors,
+                                disputed,
+                                int((table["reject_reason"] == "judge_rejected").sum()),
+                            ],
+                            "cost_usd": [0.0, 0.0, judged.get("spent_usd", 0.0)],
                         }
                     )
                 )

@@ -43,25 +43,32 @@ def _generate(context: dg.AssetExecutionContext, factory: FactoryResource, batch
         return generate_batch(task, batch, seed_rows)
     unanswered = _batch_api_unanswered(factory, batch) if task.generation.backend == "openai-batch" else None
 
+    session = llm_session(context, factory, batch, unanswered)
+    try:
+        return generate_batch(task, batch, seed_rows, session)
+    finally:
+        session.cache.close()
+
+
+def llm_session(
+    context: dg.AssetExecutionContext, factory: FactoryResource, batch: str, unanswered: str | None = None
+) -> LlmSession:
+    """What a stage that calls the task's LLM needs: the cache, the key, replay mode, spend so far, progress lines."""
+
     def progress(done: int, total: int, numbers: dict) -> None:
         context.log.info(
             f"{batch}: {done}/{total} requests answered ({numbers['from_cache']} from cache, {numbers['retries']} retries, "
             f"{numbers['failed']} failed), {numbers['requests_per_second']} req/s, ${numbers['spent_usd']:.4f} spent"
         )
 
-    cache = ResponseCache(factory.llm_cache_path)
-    session = LlmSession(
-        cache=cache,
-        api_key=factory.llm_api_key(task),
+    return LlmSession(
+        cache=ResponseCache(factory.llm_cache_path),
+        api_key=factory.llm_api_key(factory.task_for_batch(batch)),
         replay=factory.llm_replay,
         spent_by_task_usd=spent_by_batches(factory.lake(), batches_up_to(context.instance, batch, inclusive=False)),
         unanswered=unanswered,
         progress=progress,
     )
-    try:
-        return generate_batch(task, batch, seed_rows, session)
-    finally:
-        cache.close()
 
 
 @dg.asset(
