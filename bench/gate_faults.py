@@ -70,9 +70,7 @@ def main() -> int:
     verdicts = find_duplicates(
         rows,
         references,
-        threshold=task.dedup.near_dup_threshold,
-        num_perm=task.dedup.num_perm,
-        shingle_chars=task.dedup.shingle_chars,
+        **task.dedup.minhash_settings(),
     )
     gated = gate_rows(verdicts, task.gate, task.labels, seeds)
     report = []

@@ -44,9 +44,7 @@ def run_draw(task, pool: pd.DataFrame, heldout: pd.DataFrame, draw: int, per_lab
         verdicts = find_duplicates(
             generated,
             references,
-            threshold=task.dedup.near_dup_threshold,
-            num_perm=task.dedup.num_perm,
-            shingle_chars=task.dedup.shingle_chars,
+            **task.dedup.minhash_settings(),
         )
         gated = gate_rows(verdicts, task.gate, task.labels, seeds)
         verdict = batch_verdict(gated, task.gate)

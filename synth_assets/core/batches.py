@@ -88,9 +88,7 @@ def with_synthetic_copies(task: TaskConfig, rows: pd.DataFrame, synthetic: pd.Da
     matches = synthetic_copies(
         list(rows["text"]),
         synthetic,
-        threshold=settings.near_dup_threshold,
-        num_perm=settings.num_perm,
-        shingle_chars=settings.shingle_chars,
+        **settings.minhash_settings(),
     )
     rows = pd.concat([rows.reset_index(drop=True), matches], axis=1)
     copies = rows[rows["synthetic_match"] != ""]

@@ -86,6 +86,11 @@ class DedupConfig(_Strict):
     semantic_threshold: float | None = Field(
         None, gt=0.0, le=1.0, description="cosine at which a same-label paraphrase is a duplicate; null = off"
     )
+
+    def minhash_settings(self) -> dict:
+        """The keyword arguments of the near-duplicate engine (``find_duplicates``, ``dedup_batch``)."""
+        return {"threshold": self.near_dup_threshold, "num_perm": self.num_perm, "shingle_chars": self.shingle_chars}
+
     synthetic_in_seeds: Literal["flag", "reject"] = Field(
         "flag", description="incoming real seed rows that copy earlier synthetic rows: flag them, or refuse the file"
     )

@@ -75,9 +75,7 @@ def deduplicated(context: dg.AssetExecutionContext, factory: FactoryResource) ->
     table, signatures = dedup_batch(
         candidates,
         references,
-        threshold=settings.near_dup_threshold,
-        num_perm=settings.num_perm,
-        shingle_chars=settings.shingle_chars,
+        **settings.minhash_settings(),
     )
     lake.write_table(SIGNATURES, batch, validate(signatures, dedup_signatures_schema()))
     if settings.semantic_threshold is not None:
