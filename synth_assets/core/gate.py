@@ -18,10 +18,12 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from synth_assets.core.hashing import derive_seed
 from synth_assets.core.label_check import LabelChecker
 from synth_assets.core.probes import PROBES, SeedProfile, probe
 from synth_assets.core.schemas import GENERATION_FAILURES
 from synth_assets.core.task_config import GateConfig
+from synth_assets.core.too_easy import decide
 
 GATE_VERSION = "2026.11.2"
 # Leftovers of a template or prompt: {slot}, [[slot]], <SLOT>, ${var}.
@@ -128,13 +130,30 @@ def apply_filters(
 
 
 def gate_rows(rows: pd.DataFrame, config: GateConfig, labels, seeds: pd.DataFrame, judge=None) -> pd.DataFrame:
-    """Every tier of the gate for a batch whose real seeds are ``seeds`` (``text, label``)."""
+    """Every tier of the gate for a batch whose real seeds are ``seeds`` (``seed_id, text, label``).
+
+    The last tier is the "too easy" filter (:mod:`synth_assets.core.too_easy`), decided on a
+    validation split of the seeds; its decision is in ``table.attrs["too_easy"]``.
+    """
     checker = (
         LabelChecker.fit(seeds["text"], seeds["label"], config.label_dispute_rank, config.label_dispute_ratio)
         if config.label_check and seeds["label"].nunique() > 1
         else None
     )
-    return apply_filters(rows, config, SeedProfile.of(labels, seeds["text"]), checker, judge if config.llm_judge else None)
+    table = apply_filters(rows, config, SeedProfile.of(labels, seeds["text"]), checker, judge if config.llm_judge else None)
+    if not config.too_easy:
+        return table
+    accepted = table[table["accepted"]]
+    decision = decide(seeds, accepted, config.too_easy_threshold, "tfidf_logreg", derive_seed(list(seeds["seed_id"]), "too_easy"))
+    if decision.applied:
+        dropped = decision.flagged[decision.flagged].index
+        table.loc[dropped, ["accepted", "reject_reason"]] = [False, "too_easy"]
+        table.loc[dropped, "reject_detail"] = (
+            f"a real-vs-synthetic discriminator calls it synthetic (p >= {config.too_easy_threshold}); dropping such rows "
+            f"raised validation macro-F1 {decision.validation_macro_f1_without:.3f} -> {decision.validation_macro_f1_with:.3f}"
+        )
+    table.attrs["too_easy"] = decision.summary()
+    return table
 
 
 def batch_verdict(gated: pd.DataFrame, config: GateConfig) -> dict:

@@ -109,6 +109,8 @@ class GateConfig(_Strict):
     review_min_acceptance: float = Field(0.8, ge=0.0, le=1.0, description="reviewed acceptance below this fails the batch")
     label_check: bool = Field(True, description="dispute rows whose label a classifier on the seeds confidently rejects")
     llm_judge: bool = Field(False, description="the task's LLM judges the rows the classifier is unsure about")
+    too_easy: bool = Field(True, description="drop artificial-looking rows, when that raises validation macro-F1")
+    too_easy_threshold: float = Field(0.9, gt=0.5, le=1.0, description="discriminator probability of 'synthetic'")
     label_dispute_rank: int = Field(3, ge=1, description="disputed only if the claimed label ranks below this")
     label_dispute_ratio: float = Field(5.0, ge=1.0, description="... and the top label is this many times as probable")
 

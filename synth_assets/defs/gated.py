@@ -148,6 +148,7 @@ def gated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.Mat
                     )
                 )
             ),
+            "too_easy_filter": dg.MetadataValue.json(table.attrs.get("too_easy", {"applied": False, "enabled": False})),
             "common_openings": dg.MetadataValue.md(markdown_table(opening_phrases(table.loc[table["status"] == "ok", "text"]))),
             "rejected_sample": dg.MetadataValue.md(markdown_table(rejected[["text", "label", "reject_reason", "reject_detail"]])),
             "thresholds": dg.MetadataValue.json(verdict["thresholds"]),
