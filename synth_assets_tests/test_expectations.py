@@ -24,7 +24,7 @@ def _gated(rows):
 def test_a_sound_batch_meets_every_expectation():
     gated = _gated([("wake me at six please", "alarm_set", True), ("is it raining in rome", "weather_query", True)])
     passed, results = validate_batch(gated, ["alarm_set", "weather_query"], GateConfig(), SEEDS)
-    assert passed and results["success"].all() and len(results) == 8
+    assert passed and results["success"].all() and len(results) == 9
 
 
 def test_a_broken_batch_names_each_expectation_it_breaks():
@@ -38,4 +38,8 @@ def test_a_broken_batch_names_each_expectation_it_breaks():
     passed, results = validate_batch(gated, ["alarm_set", "weather_query"], GateConfig(), SEEDS)
     failed = set(results.loc[~results["success"], "expectation"])
     assert not passed
-    assert failed == {"expect_column_distinct_values_to_contain_set", "expect_column_values_to_be_unique"}
+    assert failed == {
+        "expect_column_distinct_values_to_contain_set",
+        "expect_column_values_to_be_unique",
+        "expect_column_values_to_be_between",
+    }

@@ -207,7 +207,7 @@ def test_the_great_expectations_suite_runs_on_every_batch_with_its_results(facto
         "beats_seeds_only",
     }
     expectations = evaluations["gated_expectations"]
-    assert expectations.passed and expectations.metadata["expectations"].value == 8
+    assert expectations.passed and expectations.metadata["expectations"].value == 9
     assert "expect_column_distinct_values_to_contain_set" in expectations.metadata["results"].value
 
 

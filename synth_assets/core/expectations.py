@@ -2,7 +2,8 @@
 
 Run over the batch's accepted rows (what would enter a training set): it has rows, every
 attempted label is covered, labels are the task's, no text is empty or outside the gate's length
-bounds, no exact duplicate survived, and the mean length stays within the seeds' range. Great
+bounds, no exact duplicate survived, the mean length stays within the seeds' range, and labels
+are balanced (each attempted label's share within ``BALANCE_FACTOR`` of an even share). Great
 Expectations is imported here only, when the check runs: importing it costs seconds, which the
 rest of the factory should not pay.
 """
@@ -12,6 +13,9 @@ from __future__ import annotations
 import pandas as pd
 
 from synth_assets.core.task_config import GateConfig
+
+# Label balance: every attempted label's share of the accepted rows within this factor of an even share.
+BALANCE_FACTOR = 3.0
 
 
 def _suite(gx, labels: list[str], attempted_labels: list[str], gate: GateConfig, seed_lengths: pd.Series):
@@ -38,16 +42,29 @@ def validate_batch(gated: pd.DataFrame, labels, gate: GateConfig, seed_texts: pd
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     accepted = gated.loc[gated["accepted"], ["text", "label", "norm_key"]].assign(text_chars=lambda f: f["text"].str.len())
+    attempted = sorted(gated["label"].unique())
+    shares = accepted["label"].value_counts(normalize=True).reindex(attempted, fill_value=0.0)
+    balance = pd.DataFrame({"label": attempted, "share": shares.to_numpy()})
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
-    batch = (
-        context.data_sources.add_pandas("lake")
-        .add_dataframe_asset("gated")
-        .add_batch_definition_whole_dataframe("batch")
-        .get_batch(batch_parameters={"dataframe": accepted})
+    source = context.data_sources.add_pandas("lake")
+
+    def batch_of(name: str, frame: pd.DataFrame):
+        return (
+            source.add_dataframe_asset(name)
+            .add_batch_definition_whole_dataframe(name)
+            .get_batch(batch_parameters={"dataframe": frame})
+        )
+
+    suite = _suite(gx, sorted(labels), attempted, gate, seed_texts.astype(str).str.len())
+    uniform = 1.0 / max(len(attempted), 1)
+    balance_suite = gx.ExpectationSuite(name="label_balance")
+    balance_suite.add_expectation(
+        gx.expectations.ExpectColumnValuesToBeBetween(
+            column="share", min_value=uniform / BALANCE_FACTOR, max_value=min(1.0, uniform * BALANCE_FACTOR)
+        )
     )
-    suite = _suite(gx, sorted(labels), sorted(gated["label"].unique()), gate, seed_texts.astype(str).str.len())
-    result = batch.validate(suite)
+    results = [*batch_of("gated", accepted).validate(suite).results, *batch_of("labels", balance).validate(balance_suite).results]
     rows = [
         {
             "expectation": item.expectation_config.type,
@@ -56,6 +73,7 @@ def validate_batch(gated: pd.DataFrame, labels, gate: GateConfig, seed_texts: pd
             "unexpected": int(item.result.get("unexpected_count") or 0),
             "observed": str(item.result.get("observed_value", ""))[:80],
         }
-        for item in result.results
+        for item in results
     ]
-    return bool(result.success), pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    return bool(table["success"].all()), table

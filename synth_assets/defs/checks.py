@@ -14,7 +14,7 @@ from synth_assets.defs.resources import FactoryResource
     partitions_def=batches,
     blocking=False,
     description=(
-        "Great Expectations suite over the accepted rows: row count, label coverage and set, nulls, "
+        "Great Expectations suite over the accepted rows: row count, label set, coverage and balance, nulls, "
         "length bounds, uniqueness, mean length within the seeds' range."
     ),
 )
