@@ -275,3 +275,23 @@ def test_a_review_sheet_with_bad_lines_is_refused_naming_them(factory, tmp_path)
     with pytest.raises(InputFileError, match=r"line 2: verdict 'maybe'.*\n.*line 3: corrected_label 'no_such_label'"):
         ingest_review(factory.instance, factory.lake, factory.resource.task("home"), first, tmp_path / "filled.csv")
     assert not factory.lake.sidecar_path("review", first).is_file()
+
+
+def test_each_version_is_exported_for_training_with_a_dataset_card(factory, two_batches):
+    import json
+
+    version = two_batches[1]
+    table = factory.lake.read_table("training_set", version)
+    exported = pd.read_csv(factory.lake.csv_path("exports", version), keep_default_na=False)
+    assert exported[["text", "label"]].equals(table[["text", "label"]])
+    lines = (factory.lake.root / "exports" / f"{version}.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == len(table)
+    for line, (text, label) in zip(lines, zip(table["text"], table["label"])):
+        messages = json.loads(line)["messages"]
+        assert [m["role"] for m in messages] == ["system", "user", "assistant"]
+        assert messages[1]["content"] == text and messages[2]["content"] == label and "Labels:" in messages[0]["content"]
+    card = (factory.lake.root / "exports" / f"{version}.md").read_text(encoding="utf-8")
+    manifest = factory.lake.read_json("training_set", version)
+    assert manifest["content_hash"] in card and "## Filters" in card and "| reject_reason | rows |" in card
+    heldout_texts = set(pd.read_csv(factory.lake.root.parent / "tasks" / "home" / "heldout.csv")["text"])
+    assert not heldout_texts & set(table["text"]), "the held-out split never enters a training set"

@@ -71,6 +71,12 @@ class Lake:
         _atomic_write(target, lambda temp: frame.to_csv(temp, index=False, lineterminator="\n"))
         return target
 
+    def write_text(self, asset: str, name: str, text: str) -> Path:
+        """A file ``<asset>/<name>`` of text (exports, cards), written atomically."""
+        target = self.root / asset / name
+        _atomic_write(target, lambda temp: temp.write_text(text, encoding="utf-8"))
+        return target
+
     def write_json(self, asset: str, batch: str, payload: dict) -> Path:
         target = self.sidecar_path(asset, batch)
         text = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"

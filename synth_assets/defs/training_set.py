@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from synth_assets.core.export import EXPORT_COLUMNS, dataset_card, finetune_jsonl
 from synth_assets.core.mix import MIX_VERSION, manifest, mix_version, unique_real_rows
 from synth_assets.core.review import apply_review
 from synth_assets.core.schemas import training_set_schema
@@ -11,6 +12,7 @@ from synth_assets.defs.publishing import counts_table, publish, stage_code_versi
 from synth_assets.defs.resources import FactoryResource
 from synth_assets.defs.review import reviews_for_version
 
+EXPORTS = "exports"  # lake folder of each version's CSV, fine-tuning JSONL and dataset card
 POOL_SQL = (
     "SELECT row_id, text, label, batch, batch_order, generator, model, template_id, template_version "
     "FROM rows WHERE accepted ORDER BY batch_order, file_row_number"
@@ -47,6 +49,21 @@ def training_set(context: dg.AssetExecutionContext, factory: FactoryResource) ->
     table, mix_summary = mix_version(task.name, version, real, pool, task.mix.synthetic_share)
     version_manifest = manifest(task.name, version, table, mix_summary, included, excluded, pool, cost, task.gate.model_dump())
     manifest_path = lake.write_json("training_set", version, version_manifest)
+    rejects = lake.query(
+        "gated",
+        included,
+        "SELECT reject_reason, count(*) AS n FROM rows WHERE NOT accepted GROUP BY reject_reason",
+        empty_columns=["reject_reason", "n"],
+    )
+    exports = {
+        "csv": lake.write_csv(EXPORTS, version, table[EXPORT_COLUMNS]),
+        "finetune_jsonl": lake.write_text(EXPORTS, f"{version}.jsonl", finetune_jsonl(table, task)),
+        "dataset_card": lake.write_text(
+            EXPORTS,
+            f"{version}.md",
+            dataset_card(task, version_manifest, dict(zip(rejects["reject_reason"], rejects["n"].astype(int)))),
+        ),
+    }
     for batch, failures in excluded.items():
         context.log.warning(f"{version}: batch {batch} left out, its gate failed: {'; '.join(failures)}")
     by_origin = version_manifest["counts"]["by_origin"]
@@ -69,6 +86,7 @@ def training_set(context: dg.AssetExecutionContext, factory: FactoryResource) ->
             "labels_short_of_synthetic": len(mix_summary["synthetic_shortfall_by_label"]),
             "rows_by_batch": counts_table(version_manifest["counts"]["by_batch"], "batch"),
             "manifest": dg.MetadataValue.path(str(manifest_path)),
+            **{f"export_{kind}": dg.MetadataValue.path(str(path)) for kind, path in exports.items()},
         },
         sample=table.sample(n=min(len(table), 10), random_state=0) if len(table) else table,
     )
