@@ -8,6 +8,7 @@
     python -m synth_assets poll-batches [--wait]         # Batch API jobs: what the llm_batches sensor does
     python -m synth_assets cancel-batch --batch <key>
     python -m synth_assets ingest-review --batch <key> --file <filled sheet>
+    python -m synth_assets diff-versions <old version> <new version>
 
 Runs go to the persistent Dagster instance in ``$DAGSTER_HOME`` (this repository by default), so
 the UI (``make ui``) shows every materialization made here.
@@ -223,6 +224,18 @@ def ingest_review_sheet(args) -> int:
     return 0 if verdict["passed"] else 1
 
 
+def diff_versions_command(args) -> int:
+    """Rows added and removed between two dataset versions, by label and origin."""
+    from synth_assets.core.mix import diff_versions
+
+    lake = _resource(_definitions()).lake()
+    old, new = lake.read_table("training_set", args.old), lake.read_table("training_set", args.new)
+    changes = diff_versions(old, new)
+    print(f"{args.old} ({len(old)} rows) -> {args.new} ({len(new)} rows): +{changes['added'].sum()} -{changes['removed'].sum()}")
+    print(changes.to_string(index=False) if len(changes) else "no row changed")
+    return 0
+
+
 SEMANTIC_MODEL_WHEEL = "mostlyai-qa==1.10.11"
 SEMANTIC_MODEL_IN_WHEEL = "mostlyai/qa/assets/embedders/potion-base-8M/"
 
@@ -306,6 +319,10 @@ def main(argv: list[str] | None = None) -> int:
         "--file", required=True, help="the batch's review sheet (data/lake/review_requests/<batch>.csv) filled in"
     )
     review_parser.set_defaults(handler=ingest_review_sheet)
+    diff_parser = commands.add_parser("diff-versions", help="rows added and removed between two dataset versions")
+    diff_parser.add_argument("old")
+    diff_parser.add_argument("new")
+    diff_parser.set_defaults(handler=diff_versions_command)
     model_parser = commands.add_parser("fetch-semantic-model", help="download the offline embedding model for semantic dedup")
     model_parser.set_defaults(handler=fetch_semantic_model)
     status_parser = commands.add_parser("status", help="list batches with gate verdicts and held-out scores")

@@ -70,3 +70,19 @@ def test_real_rows_repeated_across_batches_are_kept_once():
         }
     )
     assert unique_real_rows(seeds)["seed_id"].tolist() == ["t-1:2"]
+
+
+def test_two_versions_diff_by_label_and_origin():
+    from synth_assets.core.mix import diff_versions
+
+    old = pd.DataFrame({"row_id": ["r1", "s1", "s2"], "label": ["a", "a", "b"], "origin": ["real", "synthetic", "synthetic"]})
+    new = pd.DataFrame(
+        {"row_id": ["r1", "s2", "s3", "r2"], "label": ["a", "b", "b", "a"], "origin": ["real", "synthetic", "synthetic", "real"]}
+    )
+    changes = diff_versions(old, new).set_index(["label", "origin"])[["added", "removed"]]
+    assert changes.to_dict("index") == {
+        ("a", "real"): {"added": 1, "removed": 0},
+        ("a", "synthetic"): {"added": 0, "removed": 1},
+        ("b", "synthetic"): {"added": 1, "removed": 0},
+    }
+    assert diff_versions(new, new).empty

@@ -143,3 +143,15 @@ def manifest(
         "cost_per_accepted_example_usd": round(generation_cost_usd / len(pool), 8) if len(pool) else None,
         **mix_summary,
     }
+
+
+def diff_versions(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
+    """Rows added and removed between two versions, by label and origin (a row is its ``row_id``)."""
+    added = new[~new["row_id"].isin(set(old["row_id"]))]
+    removed = old[~old["row_id"].isin(set(new["row_id"]))]
+    frames = [rows.assign(change=change) for change, rows in (("added", added), ("removed", removed))]
+    changes = pd.concat(frames, ignore_index=True)
+    if changes.empty:
+        return pd.DataFrame(columns=["label", "origin", "added", "removed"])
+    table = changes.pivot_table(index=["label", "origin"], columns="change", values="row_id", aggfunc="count", fill_value=0)
+    return table.reindex(columns=["added", "removed"], fill_value=0).reset_index().astype({"added": "int64", "removed": "int64"})
