@@ -19,6 +19,7 @@ EXPECTED_CHECKS = {
     ("gated", "gate_passed", True),
     ("gated", "gated_expectations", False),
     ("heldout_eval", "beats_seeds_only", False),
+    ("heldout_eval", "not_below_previous_version", False),
 }
 
 

@@ -205,6 +205,7 @@ def test_the_great_expectations_suite_runs_on_every_batch_with_its_results(facto
         "gated_expectations",
         "reviewed_acceptance",
         "beats_seeds_only",
+        "not_below_previous_version",
     }
     expectations = evaluations["gated_expectations"]
     assert expectations.passed and expectations.metadata["expectations"].value == 9
@@ -295,3 +296,16 @@ def test_each_version_is_exported_for_training_with_a_dataset_card(factory, two_
     assert manifest["content_hash"] in card and "## Filters" in card and "| reject_reason | rows |" in card
     heldout_texts = set(pd.read_csv(factory.lake.root.parent / "tasks" / "home" / "heldout.csv")["text"])
     assert not heldout_texts & set(table["text"]), "the held-out split never enters a training set"
+
+
+def test_a_version_is_checked_against_the_previous_one_with_the_numbers(factory, two_batches):
+    import dagster as dg
+
+    first, second = two_batches
+    check = dg.AssetCheckKey(dg.AssetKey("heldout_eval"), "not_below_previous_version")
+    latest = factory.instance.event_log_storage.get_asset_check_execution_history(check, limit=1)[0]
+    evaluation = latest.event.dagster_event.event_specific_data
+    previous = factory.lake.read_json("heldout_eval", first)["version"]["macro_f1"]
+    current = factory.lake.read_json("heldout_eval", second)["version"]["macro_f1"]
+    assert evaluation.passed == (current >= previous)
+    assert evaluation.metadata["previous_version"].value == first

@@ -7,12 +7,13 @@ from synth_assets.core.labelled_data import read_labelled_file
 from synth_assets.core.report import markdown_table
 from synth_assets.core.schemas import heldout_metrics_schema
 from synth_assets.core.text import normalize_text
-from synth_assets.defs.partitions import batches
+from synth_assets.defs.partitions import batches, batches_up_to
 from synth_assets.defs.publishing import publish, stage_code_version
 from synth_assets.defs.resources import FactoryResource
 from synth_assets.defs.training_set import training_set
 
 BASELINE_CHECK = "beats_seeds_only"
+PREVIOUS_CHECK = "not_below_previous_version"
 WORST_CLASSES_SHOWN = 10
 
 
@@ -27,7 +28,12 @@ WORST_CLASSES_SHOWN = 10
             BASELINE_CHECK,
             asset="heldout_eval",
             description="Warns when the version scores below the seeds-only baseline on held-out macro-F1.",
-        )
+        ),
+        dg.AssetCheckSpec(
+            PREVIOUS_CHECK,
+            asset="heldout_eval",
+            description="Warns when the version scores below the task's previous version on held-out macro-F1.",
+        ),
     ],
     description="Accuracy, macro-F1 and per-class F1 on the held-out real split, for version k and the real-only baselines.",
 )
@@ -67,6 +73,23 @@ def heldout_eval(context: dg.AssetExecutionContext, factory: FactoryResource) ->
         description=f"version macro-F1 {mixed:.4f} vs seeds-only {baseline:.4f}",
         metadata={"version_macro_f1": mixed, "seeds_only_macro_f1": baseline},
     )
+    earlier = [
+        key
+        for key in batches_up_to(context.instance, version, inclusive=False)
+        if lake.sidecar_path("heldout_eval", key).is_file()
+    ]
+    previous = lake.read_json("heldout_eval", earlier[-1])["version"]["macro_f1"] if earlier else None
+    previous_check = dg.AssetCheckResult(
+        check_name=PREVIOUS_CHECK,
+        passed=previous is None or mixed >= previous,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=(
+            "the task's first evaluated version"
+            if previous is None
+            else f"version macro-F1 {mixed:.4f} vs previous version {earlier[-1]} {previous:.4f} ({mixed - previous:+.4f})"
+        ),
+        metadata={"version_macro_f1": mixed, "previous_version": earlier[-1] if earlier else "none"},
+    )
     all_real = summary.get("all_real", {})
     return publish(
         lake,
@@ -88,5 +111,5 @@ def heldout_eval(context: dg.AssetExecutionContext, factory: FactoryResource) ->
             "summary": dg.MetadataValue.path(str(summary_path)),
         },
         sample=comparison,
-        check_results=[check],
+        check_results=[check, previous_check],
     )
