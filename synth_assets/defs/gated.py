@@ -84,7 +84,8 @@ def gated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.Mat
     judge = _judge(context, factory, batch, task, float(rows["cost_usd"].sum()), judged) if task.gate.llm_judge else None
     table = gate_rows(rows, task.gate, task.labels, lake.read_table("seeds", batch), judge)
     disputed = int((table["reject_reason"] == "label_disputed").sum())
-    cheap_survivors = int(table["accepted"].sum()) + disputed
+    # Rows the later tiers (classifier, judge, too-easy filter) rejected got past the cheap filters too.
+    cheap_survivors = int(table["reject_reason"].isin(["", "label_disputed", "judge_rejected", "too_easy"]).sum())
     verdict = batch_verdict(table, task.gate)
     verdict_path = lake.write_json("gated", batch, verdict)
     context.log.info(

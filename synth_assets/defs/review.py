@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from synth_assets.core.batches import task_of
 from synth_assets.core.lake import Lake
 from synth_assets.core.review import read_review, review_verdict
 from synth_assets.core.task_config import TaskConfig
@@ -37,7 +38,7 @@ def ingest_review(instance: dg.DagsterInstance, lake: Lake, task: TaskConfig, ba
 
 def reviews_for_version(instance: dg.DagsterInstance, lake: Lake, version: str, batches_so_far: list[str]) -> dict[str, dict]:
     """The review verdicts (with their rows) that dataset version ``version`` applies."""
-    order = {key: position for position, key in enumerate(task_batches(instance, version.split("-", 1)[0]))}
+    order = {key: position for position, key in enumerate(task_batches(instance, task_of(version)))}
     applied = {}
     for batch in batches_so_far:
         if lake.sidecar_path(REVIEWS, batch).is_file():
