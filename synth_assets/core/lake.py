@@ -23,7 +23,7 @@ class LakeError(RuntimeError):
     """A partition the caller needs is missing or unreadable."""
 
 
-def _atomic_write(target: Path, write) -> None:
+def atomic_write(target: Path, write) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(handle)
@@ -53,7 +53,7 @@ class Lake:
     def write_table(self, asset: str, batch: str, frame: pd.DataFrame) -> Path:
         """Write one partition atomically; identical frames give identical bytes."""
         target = self.table_path(asset, batch)
-        _atomic_write(target, lambda temp: frame.to_parquet(temp, index=False, engine="pyarrow", compression="zstd"))
+        atomic_write(target, lambda temp: frame.to_parquet(temp, index=False, engine="pyarrow", compression="zstd"))
         return target
 
     def read_table(self, asset: str, batch: str) -> pd.DataFrame:
@@ -68,19 +68,26 @@ class Lake:
     def write_csv(self, asset: str, batch: str, frame: pd.DataFrame) -> Path:
         """A partition as CSV, for people to open and fill in (written atomically like every file)."""
         target = self.csv_path(asset, batch)
-        _atomic_write(target, lambda temp: frame.to_csv(temp, index=False, lineterminator="\n"))
+        atomic_write(target, lambda temp: frame.to_csv(temp, index=False, lineterminator="\n"))
         return target
 
     def write_text(self, asset: str, name: str, text: str) -> Path:
         """A file ``<asset>/<name>`` of text (exports, cards), written atomically."""
         target = self.root / asset / name
-        _atomic_write(target, lambda temp: temp.write_text(text, encoding="utf-8"))
+        atomic_write(target, lambda temp: temp.write_text(text, encoding="utf-8"))
         return target
+
+    def read_text(self, asset: str, name: str) -> str:
+        """The text file ``<asset>/<name>`` (written by :meth:`write_text`)."""
+        path = self.root / asset / name
+        if not path.is_file():
+            raise LakeError(f"{path} does not exist")
+        return path.read_text(encoding="utf-8")
 
     def write_json(self, asset: str, batch: str, payload: dict) -> Path:
         target = self.sidecar_path(asset, batch)
         text = json.dumps(payload, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
-        _atomic_write(target, lambda temp: temp.write_text(text, encoding="utf-8"))
+        atomic_write(target, lambda temp: temp.write_text(text, encoding="utf-8"))
         return target
 
     def read_json(self, asset: str, batch: str) -> dict:
