@@ -9,6 +9,7 @@
     python -m synth_assets cancel-batch --batch <key>
     python -m synth_assets ingest-review --batch <key> --file <filled sheet>
     python -m synth_assets diff-versions <old version> <new version>
+    python -m synth_assets finetune-status <version>    # refresh the fine-tuning jobs of a version (docs/finetuning.md)
 
 Runs go to the persistent Dagster instance in ``$DAGSTER_HOME`` (this repository by default), so
 the UI (``make ui``) shows every materialization made here.
@@ -94,13 +95,24 @@ def _print_evaluation(factory, version: str) -> None:
         if name in summary:
             score = summary[name]
             print(f"  {names[name]:<28}{score['train_rows']:>7}{score['accuracy']:>10.4f}{score['macro_f1']:>10.4f}")
+    draws = summary["version_draws"]
     print(f"  macro-F1 gain over seeds only: {summary['delta_macro_f1_vs_seeds_only']:+.4f}")
-    print(f"\nDataset version: {manifest['counts']['by_origin']} rows, content hash {manifest['content_hash'][:16]}")
+    print(
+        f"  this version over {draws['draws']} draws of its synthetic rows: "
+        f"{draws['macro_f1_mean']:.4f} ± {draws['macro_f1_std']:.4f}"
+    )
+    curve = "  ".join(f"{point['synthetic_share']:.0%}: {point['macro_f1_mean']:.4f}" for point in summary["ratio_curve"])
+    print(f"  ratio curve (same size, held-out macro-F1): {curve}")
+    print(
+        f"\nDataset version: {manifest['counts']['by_origin']} rows at synthetic share {manifest['synthetic_share_target']:g} "
+        f"({manifest['synthetic_share_chosen_by']}), content hash {manifest['content_hash'][:16]}"
+    )
     print("Lake (the system of record, one parquet file per stage and batch):")
     for stage in ("seeds", "generated", "deduplicated", "gated", "training_set", "heldout_eval"):
         print(f"  {lake.table_path(stage, version)}")
     print(f"  manifest: {lake.sidecar_path('training_set', version)}")
     print(f"  metrics:  {lake.sidecar_path('heldout_eval', version)}")
+    print(f"  report:   {summary['report']}  (markdown with plots, readable without Dagster)")
     print("\nOpen the Dagster UI on this instance with:  make ui   (then http://127.0.0.1:3000)")
 
 
@@ -128,12 +140,13 @@ def demo(args) -> int:
     defs = _definitions()
     factory = _resource(defs)
     task = factory.task(args.task)
-    keys = [
-        open_batch(instance, factory.lake(), task, f"{task.name}-{name}", task.seeds_path, "refresh") for name in DEMO_BATCHES
-    ]
+    ok, key = True, ""
     with _fake_llm_for(task) if args.with_fake_llm else nullcontext():
-        ok = all(_run_batch(defs, instance, key, f"[{i}/{len(keys)}]") for i, key in enumerate(keys, start=1))
-    _print_evaluation(factory, keys[-1])
+        for number, name in enumerate(DEMO_BATCHES, start=1):
+            # One after the other: a batch registered after version k-1 is weighted by its validation F1.
+            key = open_batch(instance, factory.lake(), task, f"{task.name}-{name}", task.seeds_path, "refresh")
+            ok = _run_batch(defs, instance, key, f"[{number}/{len(DEMO_BATCHES)}]") and ok
+    _print_evaluation(factory, key)
     return 0 if ok else 1
 
 
@@ -236,6 +249,23 @@ def diff_versions_command(args) -> int:
     return 0
 
 
+def finetune_status(args) -> int:
+    """Refresh and print the fine-tuning jobs of a dataset version (the ``finetune_job`` asset submits them)."""
+    from synth_assets.core.finetune import refresh, settings_of
+    from synth_assets.defs.finetune import finetune_api_key
+
+    factory = _resource(_definitions())
+    settings = settings_of(factory.task_for_batch(args.version))
+    jobs = refresh(settings, args.version, factory.lake(), finetune_api_key(settings))
+    if not jobs:
+        print(f"{args.version} has no fine-tuning job yet: materialize the asset finetune_job for it (docs/finetuning.md)")
+        return 1
+    for job in jobs:
+        outcome = job.fine_tuned_model or (job.error or {}).get("message") or "-"
+        print(f"{job.job_id}  {job.status:<16}{job.model}  content {job.content_hash[:12]}  {job.examples} examples  {outcome}")
+    return 0
+
+
 SEMANTIC_MODEL_WHEEL = "mostlyai-qa==1.10.11"
 SEMANTIC_MODEL_IN_WHEEL = "mostlyai/qa/assets/embedders/potion-base-8M/"
 
@@ -323,6 +353,9 @@ def main(argv: list[str] | None = None) -> int:
     diff_parser.add_argument("old")
     diff_parser.add_argument("new")
     diff_parser.set_defaults(handler=diff_versions_command)
+    finetune_parser = commands.add_parser("finetune-status", help="refresh and print the fine-tuning jobs of a dataset version")
+    finetune_parser.add_argument("version", help="the dataset version (batch key) handed off with the finetune_job asset")
+    finetune_parser.set_defaults(handler=finetune_status)
     model_parser = commands.add_parser("fetch-semantic-model", help="download the offline embedding model for semantic dedup")
     model_parser.set_defaults(handler=fetch_semantic_model)
     status_parser = commands.add_parser("status", help="list batches with gate verdicts and held-out scores")
@@ -331,6 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.getLogger("dagster").setLevel(logging.WARNING)
     from synth_assets.core.batches import BatchKeyError
+    from synth_assets.core.finetune import FinetuneError
     from synth_assets.core.generation import BudgetError
     from synth_assets.core.labelled_data import InputFileError
     from synth_assets.core.llm_batch import BatchApiError
@@ -338,6 +372,6 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.handler(args)
-    except (InputFileError, TaskConfigError, BatchKeyError, BudgetError, BatchApiError, ValueError) as exc:
+    except (InputFileError, TaskConfigError, BatchKeyError, BudgetError, BatchApiError, FinetuneError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

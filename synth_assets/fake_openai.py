@@ -1,6 +1,6 @@
 """A fake OpenAI-compatible server: the test double for the LLM generator, no network, no key.
 
-It speaks the OpenAI wire format for chat completions, files and the Batch API, answers the
+It speaks the OpenAI wire format for chat completions, files, the Batch API and fine-tuning jobs, answers the
 generator's labelled-examples request with plausible examples varied from the seed examples in
 the prompt, and fails on demand, so every failure path of a client can be exercised for real.
 
@@ -14,6 +14,13 @@ request's ``max_tokens`` is cut there with finish_reason ``length``, as a real m
 Batches go validating -> in_progress -> completed (``expired`` if any item expired) over
 ``batch_delay_s``; answers go to the output file, non-200 and expired items to the error file.
 
+Fine-tuning jobs (``/v1/fine_tuning/jobs``, on unless ``fine_tuning`` is off) take a file uploaded with purpose
+``fine-tune`` and move one status per retrieve: validating_files -> queued -> running -> succeeded, with
+``fine_tuned_model`` and ``trained_tokens`` set at the end. The training file is checked as OpenAI checks it (every
+line a JSON object whose ``messages`` are {role, content} with roles system/user/assistant and at least one
+assistant turn; at least 10 examples): an invalid file fails the job at its first retrieve with an error carrying
+``code``, ``message``, ``param`` and ``line``. Every status change is an event (``GET .../events``, newest first).
+
 Faults come from ``FakeSettings.faults`` or ``POST /_control/faults`` (which replaces them and
 restarts their counts); ``POST /_control/reset`` restores the start state and ``GET /_control/stats``
 reports hits and outcomes. They map a fault name to a selector, e.g.
@@ -24,6 +31,8 @@ reports hits and outcomes. They map a fault name to a selector, e.g.
   ``first`` K, ``every`` k (the k-th, 2k-th, ...) or ``share`` p (evenly spread, exactly p of
   them); none of the three means every matching request.
 - ``batch_expire`` (batch items only): error file line with code ``batch_expired``.
+- ``fine_tuning_failure`` (fine-tuning jobs only, ``match`` against the job's model and suffix, counted per job
+  created): the job fails while running, with error code ``internal_error``.
 - ``timeout`` (live only): stall ``seconds`` (default 30) before answering.
 - ``rate_limit``: 429 with ``Retry-After: retry_after`` seconds (default 1). ``server_error``: 500.
 - ``truncate``: content cut mid-JSON, finish_reason ``length``.
@@ -37,7 +46,7 @@ Faults are checked in that order and a request gets the first that picks it; eac
 only the requests that reach it, so ``rate_limit first 3`` then ``server_error first 1`` fails
 requests 1-3 with 429 and request 4 with 500.
 
-    python -m synth_assets.fake_openai --port 8765 [--latency-ms 200] [--no-batch-api] [--no-json-schema]
+    python -m synth_assets.fake_openai --port 8765 [--latency-ms 200] [--no-batch-api] [--no-fine-tuning] [--no-json-schema]
 """
 
 from __future__ import annotations
@@ -70,6 +79,22 @@ CHAT_ENDPOINT = "/v1/chat/completions"
 REFUSAL = "I can't help with that."
 CONTENT_REFUSAL = "I'm sorry, but I can't help with that request."
 MAX_EXAMPLES = 1000
+FILE_PURPOSES = ("assistants", "batch", "fine-tune", "vision", "user_data", "evals")
+FINE_TUNE_PURPOSE = "fine-tune"
+FINE_TUNING_ROLES = ("system", "user", "assistant")
+MIN_FINE_TUNING_EXAMPLES = 10
+MAX_SUFFIX_CHARS = 64
+AUTO_EPOCHS = 3  # what "auto" resolves to here; the real API picks it from the file's size
+# One retrieve moves a job one status on, so a test sees every status in order and no clock is involved.
+NEXT_FINE_TUNING_STATUS = {"validating_files": "queued", "queued": "running", "running": "succeeded"}
+OPEN_FINE_TUNING_STATUSES = tuple(NEXT_FINE_TUNING_STATUS)
+FINE_TUNING_EVENTS = {
+    "queued": "Files validated, moving job to queued state",
+    "running": "Fine-tuning job started",
+    "succeeded": "The job has successfully completed",
+    "cancelled": "Fine-tuning job cancelled",
+}
+INTERNAL_ERROR = {"code": "internal_error", "message": "The job failed due to an internal error.", "param": None}
 
 # Small, label-neutral edits that keep a seed's meaning: how a person rephrases a request.
 OPENERS = ("", "please ", "hey, ", "could you ", "hi, ", "quick one: ", "so, ", "ok, ")
@@ -150,16 +175,19 @@ class Faults(BaseModel):
     refusal: RefusalFault | None = None
     wrong_label: WrongLabelFault | None = None
     duplicate: DuplicateFault | None = None
+    fine_tuning_failure: Selector | None = None
 
 
-LIVE_FAULTS = tuple(name for name in Faults.model_fields if name != "batch_expire")
-BATCH_FAULTS = tuple(name for name in Faults.model_fields if name != "timeout")
+CHAT_FAULTS = tuple(name for name in Faults.model_fields if name != "fine_tuning_failure")
+LIVE_FAULTS = tuple(name for name in CHAT_FAULTS if name != "batch_expire")
+BATCH_FAULTS = tuple(name for name in CHAT_FAULTS if name != "timeout")
 
 
 @dataclass
 class FakeSettings:
     latency_ms: float = 0.0
     batch_api: bool = True
+    fine_tuning: bool = True
     json_schema: bool = True
     # Creation to completion of a batch: a quarter validating, the rest spread over its items.
     batch_delay_s: float = 0.2
@@ -192,6 +220,17 @@ class Ask:
 class StoredFile:
     meta: dict[str, Any]
     content: bytes
+
+
+@dataclass
+class FineTuningRun:
+    """A fine-tuning job as the client sees it, its events (oldest first) and how it will end."""
+
+    job: dict[str, Any]
+    events: list[dict[str, Any]]
+    problem: dict[str, Any] | None  # the training file's first problem: the job fails validating
+    injected_failure: bool  # a ``fine_tuning_failure`` fault: the job fails while running
+    trained_tokens: int
 
 
 def _error_body(message: str, kind: str, param: str | None = None, code: str | None = None) -> dict[str, Any]:
@@ -356,6 +395,77 @@ def _batch_input(content: bytes) -> tuple[list[tuple[str, dict[str, Any]]], dict
     return items, None
 
 
+def _check_fine_tuning_file(content: bytes) -> tuple[int, dict[str, Any] | None]:
+    """(tokens, first problem as a job error) of a chat fine-tuning file, checked as OpenAI checks it.
+
+    This stands for the remote service, so it does not share the client's own check (``core/finetune.py``):
+    were they one function, a mistake in it would pass both.
+    """
+    examples, tokens = 0, 0
+    for line_number, line in enumerate(content.decode("utf-8", errors="replace").splitlines(), start=1):
+        if not line.strip():
+            continue
+        problem = _fine_tuning_example_problem(line)
+        if problem:
+            message = f"Invalid file format. Line {line_number}: {problem}."
+            return tokens, {"code": "invalid_training_file", "message": message, "param": "training_file", "line": line_number}
+        examples += 1
+        tokens += _tokens(len(line))
+    if examples < MIN_FINE_TUNING_EXAMPLES:
+        message = f"Training file has {examples} example(s), but must have at least {MIN_FINE_TUNING_EXAMPLES} examples."
+        return tokens, {"code": "invalid_n_examples", "message": message, "param": "training_file", "line": None}
+    return tokens, None
+
+
+def _fine_tuning_example_problem(line: str) -> str | None:
+    try:
+        example = json.loads(line)
+    except json.JSONDecodeError:
+        return "not valid JSON"
+    messages = example.get("messages") if isinstance(example, dict) else None
+    if not isinstance(messages, list) or not messages:
+        return "each line must be a JSON object with a non-empty 'messages' list"
+    for message in messages:
+        if not isinstance(message, dict) or message.get("role") not in FINE_TUNING_ROLES:
+            return f"every message needs a 'role' of {', '.join(FINE_TUNING_ROLES)}"
+        if not isinstance(message.get("content"), str):
+            return "every message needs a string 'content'"
+    if not any(message["role"] == "assistant" for message in messages):
+        return "an example needs at least one assistant message"
+    return None
+
+
+def _page(newest_first: list[dict[str, Any]], request: Request) -> dict[str, Any]:
+    """One page of a list endpoint: ``limit`` items after the item ``after`` (cursor pagination)."""
+    after = request.query_params.get("after")
+    ids = [item["id"] for item in newest_first]
+    if after in ids:
+        newest_first = newest_first[ids.index(after) + 1 :]
+    limit = int(request.query_params.get("limit", 20))
+    page = newest_first[:limit]
+    return {
+        "object": "list",
+        "data": page,
+        "first_id": page[0]["id"] if page else None,
+        "last_id": page[-1]["id"] if page else None,
+        "has_more": len(newest_first) > limit,
+    }
+
+
+def _fine_tuning_hyperparameters(payload: dict[str, Any]) -> dict[str, Any]:
+    """The job's hyperparameters from ``method.supervised`` or the older top-level field, ``auto`` resolved."""
+    method = payload.get("method") if isinstance(payload.get("method"), dict) else {}
+    supervised = method.get("supervised") if isinstance(method.get("supervised"), dict) else {}
+    given = supervised.get("hyperparameters") or payload.get("hyperparameters") or {}
+    if not isinstance(given, dict):
+        raise BadRequest("'hyperparameters' must be an object.", param="hyperparameters")
+    n_epochs = given.get("n_epochs", "auto")
+    if n_epochs != "auto" and not (isinstance(n_epochs, int) and 1 <= n_epochs <= 50):
+        raise BadRequest("'n_epochs' must be 'auto' or an integer from 1 to 50.", param="hyperparameters.n_epochs")
+    resolved = {"n_epochs": AUTO_EPOCHS, "batch_size": 1, "learning_rate_multiplier": 1.8}
+    return {name: auto if given.get(name, "auto") == "auto" else given[name] for name, auto in resolved.items()}
+
+
 class FakeOpenAI:
     """The server's state and handlers; one per app, mutated only on the event loop."""
 
@@ -366,7 +476,7 @@ class FakeOpenAI:
         self.reset()
 
     def reset(self) -> None:
-        """Back to the start state: the settings' faults, zero counters, no files or batches."""
+        """Back to the start state: the settings' faults, zero counters, no files, batches or fine-tuning jobs."""
         for task in self.batch_tasks:
             task.cancel()
         self.faults = Faults.model_validate(self.settings.faults)
@@ -379,6 +489,8 @@ class FakeOpenAI:
         self.files: dict[str, StoredFile] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self.batch_tasks = set()
+        self.fine_tuning_runs: dict[str, FineTuningRun] = {}
+        self.fine_tuning_outcomes: Counter[str] = Counter()
         self.ids: Counter[str] = Counter()
 
     def _new_id(self, prefix: str) -> str:
@@ -515,6 +627,8 @@ class FakeOpenAI:
         purpose = fields.get("purpose", (None, b""))[1].decode()
         if content is None or not purpose:
             return _error(400, "A multipart 'file' and a 'purpose' are required.")
+        if purpose not in FILE_PURPOSES:
+            return _error(400, f"Invalid value for 'purpose': {purpose!r}; expected one of {', '.join(FILE_PURPOSES)}.")
         file_id = self._new_id("file-fake")
         self.files[file_id] = StoredFile(self._file_meta(file_id, filename or "upload.jsonl", purpose, len(content)), content)
         return _json(self.files[file_id].meta)
@@ -648,21 +762,133 @@ class FakeOpenAI:
         return _json(batch)
 
     async def list_batches(self, request: Request) -> Response:
-        newest_first = list(self.batches.values())[::-1]
-        after = request.query_params.get("after")
-        if after in self.batches:
-            newest_first = newest_first[[batch["id"] for batch in newest_first].index(after) + 1 :]
-        limit = int(request.query_params.get("limit", 20))
-        page = newest_first[:limit]
-        return _json(
+        return _json(_page(list(self.batches.values())[::-1], request))
+
+    async def create_fine_tuning_job(self, request: Request) -> Response:
+        try:
+            payload = json.loads(await request.body() or b"{}")
+            if not isinstance(payload, dict):
+                raise BadRequest("The request body must be a JSON object.")
+            run = self._new_fine_tuning_run(payload)
+        except json.JSONDecodeError:
+            return _error(400, "We could not parse the JSON body of your request.")
+        except BadRequest as refused:
+            return _json(refused.body, 400)
+        self.fine_tuning_runs[run.job["id"]] = run
+        return _json(run.job)
+
+    def _new_fine_tuning_run(self, payload: dict[str, Any]) -> FineTuningRun:
+        model = payload.get("model")
+        if not isinstance(model, str) or not model:
+            raise BadRequest("Missing required parameter: 'model'.", param="model")
+        training = self._fine_tuning_upload(payload.get("training_file"), "training_file")
+        if payload.get("validation_file") is not None:
+            self._fine_tuning_upload(payload["validation_file"], "validation_file")
+        suffix = payload.get("suffix")
+        if suffix is not None and (not isinstance(suffix, str) or len(suffix) > MAX_SUFFIX_CHARS):
+            raise BadRequest(f"'suffix' must be a string of at most {MAX_SUFFIX_CHARS} characters.", param="suffix")
+        hyperparameters = _fine_tuning_hyperparameters(payload)
+        tokens, problem = _check_fine_tuning_file(training.content)
+        job_id = self._new_id("ftjob-fake")
+        seed = payload.get("seed")
+        job = {
+            "id": job_id,
+            "object": "fine_tuning.job",
+            "model": model,
+            "created_at": int(time.time()),
+            "finished_at": None,
+            "fine_tuned_model": None,
+            "organization_id": "org-fake",
+            "result_files": [],
+            "status": "validating_files",
+            "training_file": payload["training_file"],
+            "validation_file": payload.get("validation_file"),
+            "hyperparameters": hyperparameters,
+            "method": {"type": "supervised", "supervised": {"hyperparameters": hyperparameters}},
+            "trained_tokens": None,
+            "error": None,
+            "seed": seed if isinstance(seed, int) else self.ids["ftjob-fake"],  # the API generates one when none is given
+            "estimated_finish": None,
+            "integrations": [],
+            "metadata": payload.get("metadata"),
+            "user_provided_suffix": suffix,
+        }
+        injected_failure = self._pick_fault(f"{model} {suffix or ''}", ("fine_tuning_failure",)) is not None
+        run = FineTuningRun(job, [], problem, injected_failure, tokens * hyperparameters["n_epochs"])
+        self._fine_tuning_event(run, f"Created fine-tuning job: {job_id}")
+        self._fine_tuning_event(run, f"Validating training file: {job['training_file']}")
+        return run
+
+    def _fine_tuning_upload(self, file_id: Any, param: str) -> StoredFile:
+        stored = self.files.get(file_id) if isinstance(file_id, str) else None
+        if stored is None:
+            raise BadRequest(f"Invalid '{param}': {file_id!r} is not an uploaded file.", param=param, code="invalid_file_id")
+        if stored.meta["purpose"] != FINE_TUNE_PURPOSE:
+            message = f"File {file_id} has purpose {stored.meta['purpose']!r}; fine-tuning needs purpose {FINE_TUNE_PURPOSE!r}."
+            raise BadRequest(message, param=param, code="invalid_file_purpose")
+        return stored
+
+    def _fine_tuning_event(self, run: FineTuningRun, message: str, level: str = "info") -> None:
+        event_id = self._new_id("ftevent-fake")
+        run.events.append(
             {
-                "object": "list",
-                "data": page,
-                "first_id": page[0]["id"] if page else None,
-                "last_id": page[-1]["id"] if page else None,
-                "has_more": len(newest_first) > limit,
+                "id": event_id,
+                "object": "fine_tuning.job.event",
+                "created_at": int(time.time()),
+                "level": level,
+                "message": message,
+                "data": {},
+                "type": "message",
             }
         )
+
+    def _advance(self, run: FineTuningRun) -> None:
+        """One status on: an invalid file fails validating, an injected failure fails running."""
+        job = run.job
+        if job["status"] == "validating_files" and run.problem:
+            self._finish(run, "failed", run.problem)
+        elif job["status"] == "running" and run.injected_failure:
+            self._finish(run, "failed", INTERNAL_ERROR)
+        elif job["status"] == "running":
+            job["fine_tuned_model"] = f"ft:{job['model']}:org-fake:{job['user_provided_suffix'] or ''}:{job['id'][-6:]}"
+            job["trained_tokens"] = run.trained_tokens
+            self._fine_tuning_event(run, f"New fine-tuned model created: {job['fine_tuned_model']}")
+            self._finish(run, "succeeded")
+        elif job["status"] in NEXT_FINE_TUNING_STATUS:
+            job["status"] = NEXT_FINE_TUNING_STATUS[job["status"]]
+            self._fine_tuning_event(run, FINE_TUNING_EVENTS[job["status"]])
+
+    def _finish(self, run: FineTuningRun, status: str, error: dict[str, Any] | None = None) -> None:
+        run.job.update(status=status, finished_at=int(time.time()), error=error)
+        self.fine_tuning_outcomes[error["code"] if error else status] += 1
+        self._fine_tuning_event(run, error["message"] if error else FINE_TUNING_EVENTS[status], "error" if error else "info")
+
+    def _fine_tuning_run(self, request: Request) -> FineTuningRun | Response:
+        job_id = request.path_params["job_id"]
+        return self.fine_tuning_runs.get(job_id) or _error(404, f"No fine-tuning job found with id '{job_id}'.")
+
+    async def get_fine_tuning_job(self, request: Request) -> Response:
+        run = self._fine_tuning_run(request)
+        if isinstance(run, Response):
+            return run
+        self._advance(run)
+        return _json(run.job)
+
+    async def list_fine_tuning_jobs(self, request: Request) -> Response:
+        return _json(_page([run.job for run in self.fine_tuning_runs.values()][::-1], request))
+
+    async def cancel_fine_tuning_job(self, request: Request) -> Response:
+        run = self._fine_tuning_run(request)
+        if isinstance(run, Response):
+            return run
+        if run.job["status"] not in OPEN_FINE_TUNING_STATUSES:
+            return _error(409, f"Cannot cancel a fine-tuning job with status '{run.job['status']}'.")
+        self._finish(run, "cancelled")
+        return _json(run.job)
+
+    async def list_fine_tuning_events(self, request: Request) -> Response:
+        run = self._fine_tuning_run(request)
+        return run if isinstance(run, Response) else _json(_page(run.events[::-1], request))
 
     async def set_faults(self, request: Request) -> Response:
         try:
@@ -682,6 +908,7 @@ class FakeOpenAI:
                 "hits": dict(self.hits),
                 "chat": dict(self.chat_outcomes),
                 "batch_items": dict(self.batch_item_outcomes),
+                "fine_tuning": dict(self.fine_tuning_outcomes),
                 "max_concurrent_chat": self.max_in_flight,
                 "faults": self.faults.model_dump(exclude_none=True),
             }
@@ -712,15 +939,26 @@ def create_app(settings: FakeSettings | None = None) -> FastAPI:
     app = FastAPI(title="fake OpenAI", lifespan=lifespan, openapi_url=None, docs_url=None, redoc_url=None)
     app.state.fake = fake
     routes = [("POST", CHAT_ENDPOINT, fake.chat_completions)]
-    if fake.settings.batch_api:
+    if fake.settings.batch_api or fake.settings.fine_tuning:
         routes += [
             ("POST", "/v1/files", fake.upload_file),
             ("GET", "/v1/files/{file_id}", fake.get_file),
             ("GET", "/v1/files/{file_id}/content", fake.get_file_content),
+        ]
+    if fake.settings.batch_api:
+        routes += [
             ("POST", "/v1/batches", fake.create_batch),
             ("GET", "/v1/batches", fake.list_batches),
             ("GET", "/v1/batches/{batch_id}", fake.get_batch),
             ("POST", "/v1/batches/{batch_id}/cancel", fake.cancel_batch),
+        ]
+    if fake.settings.fine_tuning:
+        routes += [
+            ("POST", "/v1/fine_tuning/jobs", fake.create_fine_tuning_job),
+            ("GET", "/v1/fine_tuning/jobs", fake.list_fine_tuning_jobs),
+            ("GET", "/v1/fine_tuning/jobs/{job_id}", fake.get_fine_tuning_job),
+            ("POST", "/v1/fine_tuning/jobs/{job_id}/cancel", fake.cancel_fine_tuning_job),
+            ("GET", "/v1/fine_tuning/jobs/{job_id}/events", fake.list_fine_tuning_events),
         ]
     for method, path, handler in routes:
         app.add_route(path, _counted(fake, f"{method} {path}", handler), methods=[method])
@@ -730,7 +968,7 @@ def create_app(settings: FakeSettings | None = None) -> FastAPI:
 
     @app.exception_handler(HTTPException)
     async def openai_style_error(request: Request, error: HTTPException) -> Response:
-        # Unknown paths (and the Batch API when switched off) answer like the real API's 404.
+        # Unknown paths (and the Batch and fine-tuning APIs when switched off) answer like the real API's 404.
         return _error(error.status_code, f"Invalid URL ({request.method} {request.url.path})")
 
     return app
@@ -784,12 +1022,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8765)
     parser.add_argument("--latency-ms", type=float, default=0.0, help="delay before every chat answer")
     parser.add_argument("--batch-delay-s", type=float, default=0.2, help="creation to completion of a batch")
-    parser.add_argument("--no-batch-api", action="store_true", help="answer /v1/files and /v1/batches with 404")
+    parser.add_argument("--no-batch-api", action="store_true", help="answer /v1/batches with 404")
+    parser.add_argument("--no-fine-tuning", action="store_true", help="answer /v1/fine_tuning with 404")
     parser.add_argument("--no-json-schema", action="store_true", help="refuse response_format json_schema with 400")
     args = parser.parse_args(argv)
     settings = FakeSettings(
         latency_ms=args.latency_ms,
         batch_api=not args.no_batch_api,
+        fine_tuning=not args.no_fine_tuning,
         json_schema=not args.no_json_schema,
         batch_delay_s=args.batch_delay_s,
     )

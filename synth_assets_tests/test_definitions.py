@@ -4,6 +4,7 @@ import dagster as dg
 import pytest
 
 from synth_assets.definitions import defs
+from synth_assets.defs.jobs import FACTORY_STAGES
 
 EXPECTED_GRAPH = {
     "seeds": [],
@@ -12,6 +13,7 @@ EXPECTED_GRAPH = {
     "gated": ["deduplicated"],
     "training_set": ["gated"],
     "heldout_eval": ["training_set"],
+    "finetune_job": ["training_set"],
 }
 EXPECTED_CHECKS = {
     ("gated", "reviewed_acceptance", True),
@@ -20,6 +22,7 @@ EXPECTED_CHECKS = {
     ("gated", "gated_expectations", False),
     ("heldout_eval", "beats_seeds_only", False),
     ("heldout_eval", "not_below_previous_version", False),
+    ("heldout_eval", "diversity_not_collapsing", False),
 }
 
 
@@ -51,6 +54,12 @@ def test_every_asset_is_partitioned_by_the_one_batches_set(graph):
 def test_checks_and_their_blocking_flags(graph):
     checks = {(key.asset_key.to_user_string(), key.name, graph.get_check_spec(key).blocking) for key in graph.asset_check_keys}
     assert checks == EXPECTED_CHECKS
+
+
+def test_the_factory_job_runs_the_six_stages_and_leaves_the_fine_tuning_handoff_out(definitions, graph):
+    selected = definitions.resolve_job_def("factory").asset_layer.selected_asset_keys
+    assert sorted(key.to_user_string() for key in selected) == sorted(FACTORY_STAGES)
+    assert graph.get(dg.AssetKey("finetune_job")).group_name == "handoff"
 
 
 def test_every_asset_has_a_code_version(graph):

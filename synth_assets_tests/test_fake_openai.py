@@ -347,7 +347,7 @@ def test_cancelled_batch_keeps_only_the_items_done_before_the_cancel(client):
 
 
 def test_without_batch_api_files_and_batches_are_not_found():
-    with running_fake_openai(FakeSettings(batch_api=False)) as server:
+    with running_fake_openai(FakeSettings(batch_api=False, fine_tuning=False)) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="test-key", max_retries=0)
         with pytest.raises(openai.NotFoundError):
             client.files.create(file=("requests.jsonl", b"{}\n"), purpose="batch")

@@ -53,6 +53,23 @@ def test_requests_cover_per_label_in_whole_requests_with_rotating_seeds(data_dir
     assert requests == build_requests(task, "home-b1", seed_rows, "json_schema"), "same inputs, same requests"
 
 
+def test_attempts_per_label_set_the_number_of_requests(data_dir, seed_rows):
+    task = _llm_task(data_dir, examples_per_request=5)
+    attempts = {"alarm_set": 11, "lights_off": 4, "play_music": 0, "weather_query": 5}
+    requests = build_requests(task, "home-b1", seed_rows, "json_schema", attempts)
+    per_label = {label: sum(r.label == label for r in requests) for label in attempts}
+    assert per_label == {"alarm_set": 3, "lights_off": 1, "play_music": 0, "weather_query": 1}
+
+
+def test_no_heldout_text_ever_enters_a_prompt(data_dir, seed_rows):
+    from synth_assets_tests.conftest import HELDOUT
+
+    task = _llm_task(data_dir, examples_per_request=2, seed_examples_per_request=8)
+    prompts = " ".join(m["content"] for r in build_requests(task, "home-b1", seed_rows, "json_schema") for m in r.messages)
+    assert all(text in prompts for text in seed_rows["text"]), "every seed is shown at least once"
+    assert not [text for texts in HELDOUT.values() for text in texts if text in prompts]
+
+
 def test_request_shows_label_description_examples_and_the_schema(data_dir, seed_rows):
     request = _request(data_dir, seed_rows)
     user = request.messages[-1]["content"]

@@ -2,7 +2,20 @@
 
 import pandas as pd
 
-from synth_assets.core.mix import content_hash, label_quotas, mix_version, synthetic_target, unique_real_rows
+from synth_assets.core.mix import (
+    content_hash,
+    fixed_size_mix,
+    label_distribution,
+    label_quotas,
+    mix_version,
+    synthetic_quotas,
+    synthetic_target,
+    total_variation,
+    unique_real_rows,
+)
+from synth_assets.core.task_config import MixConfig
+
+PRIOR = MixConfig()
 
 
 def _real(labels):
@@ -43,7 +56,7 @@ def test_quotas_keep_the_real_prior_and_sum_to_the_total():
 
 
 def test_version_mixes_at_the_share_and_records_shortfall():
-    table, summary = mix_version("t", "t-1", _real(["a", "a", "b", "b"]), _pool({"a": 10, "b": 2}), 0.75)
+    table, summary = mix_version("t", "t-1", _real(["a", "a", "b", "b"]), _pool({"a": 10, "b": 2}), PRIOR, 0.75)
     counts = table.groupby(["origin", "label"]).size().to_dict()
     assert counts == {("real", "a"): 2, ("real", "b"): 2, ("synthetic", "a"): 6, ("synthetic", "b"): 2}
     assert summary["synthetic_shortfall_by_label"] == {"b": 4}
@@ -51,11 +64,13 @@ def test_version_mixes_at_the_share_and_records_shortfall():
 
 def test_mixing_is_deterministic_and_version_specific():
     real, pool = _real(["a"] * 3 + ["b"] * 3), _pool({"a": 40, "b": 40})
-    first, _ = mix_version("t", "t-1", real, pool, 0.75)
-    again, _ = mix_version("t", "t-1", real, pool, 0.75)
-    other, _ = mix_version("t", "t-2", real, pool, 0.75)
+    first, _ = mix_version("t", "t-1", real, pool, PRIOR, 0.75)
+    again, _ = mix_version("t", "t-1", real, pool, PRIOR, 0.75)
+    other, _ = mix_version("t", "t-2", real, pool, PRIOR, 0.75)
+    redrawn, _ = mix_version("t", "t-1", real, pool, PRIOR, 0.75, draw=1)
     assert first.equals(again)
     assert content_hash(first) == content_hash(again) != content_hash(other)
+    assert content_hash(redrawn) != content_hash(first) and len(redrawn) == len(first)
 
 
 def test_real_rows_repeated_across_batches_are_kept_once():
@@ -72,6 +87,22 @@ def test_real_rows_repeated_across_batches_are_kept_once():
     assert unique_real_rows(seeds)["seed_id"].tolist() == ["t-1:2"]
 
 
+def test_repeated_seed_texts_map_to_the_kept_seed_id():
+    from synth_assets.core.mix import canonical_seed_ids
+
+    seeds = pd.DataFrame(
+        {
+            "seed_id": ["t-2:2", "t-1:2", "t-1:3"],
+            "text": ["play jazz!", "Play jazz", "stop"],
+            "label": ["m", "m", "s"],
+            "batch": ["t-2", "t-1", "t-1"],
+            "line": [2, 2, 3],
+            "batch_order": [1, 0, 0],
+        }
+    )
+    assert canonical_seed_ids(seeds) == {"t-1:2": "t-1:2", "t-2:2": "t-1:2", "t-1:3": "t-1:3"}
+
+
 def test_two_versions_diff_by_label_and_origin():
     from synth_assets.core.mix import diff_versions
 
@@ -86,3 +117,39 @@ def test_two_versions_diff_by_label_and_origin():
         ("b", "synthetic"): {"added": 1, "removed": 0},
     }
     assert diff_versions(new, new).empty
+
+
+def test_balanced_policy_fills_rare_labels_first():
+    real = pd.Series(["a"] * 6 + ["b"] * 2)
+    assert synthetic_quotas(real, 8, MixConfig(balance="balanced")) == {"a": 2, "b": 6}
+    assert synthetic_quotas(real, 8, PRIOR) == {"a": 6, "b": 2}
+    # Fewer synthetic rows than the gap: all go to the rare label's side in proportion to the gaps.
+    assert synthetic_quotas(pd.Series(["a"] * 10 + ["b"] * 2), 4, MixConfig(balance="balanced")) == {"a": 0, "b": 4}
+
+
+def test_label_weights_and_cap_shape_the_quotas():
+    real = pd.Series(["a"] * 4 + ["b"] * 4)
+    assert synthetic_quotas(real, 12, MixConfig(label_weights={"b": 2.0})) == {"a": 4, "b": 8}
+    assert synthetic_quotas(real, 12, MixConfig(label_weights={"b": 2.0}, max_synthetic_per_label=5)) == {"a": 4, "b": 5}
+
+
+def test_balanced_version_evens_out_the_label_distribution():
+    real, pool = _real(["a"] * 6 + ["b"] * 2), _pool({"a": 40, "b": 40})
+    prior_table, _ = mix_version("t", "t-1", real, pool, PRIOR, 0.5)
+    balanced_table, summary = mix_version("t", "t-1", real, pool, MixConfig(balance="balanced"), 0.5)
+    assert total_variation(label_distribution(prior_table)) == 0.0
+    assert balanced_table["label"].value_counts().to_dict() == {"a": 8, "b": 8}
+    assert summary["balance"] == "balanced"
+    distribution = label_distribution(balanced_table).set_index("label")
+    assert distribution.loc["b", "real_share"] == 0.25 and distribution.loc["b", "version_share"] == 0.5
+    assert total_variation(label_distribution(balanced_table)) == 0.25
+
+
+def test_fixed_size_mix_has_the_same_size_at_every_share():
+    real, pool = _real(["a"] * 3 + ["b"] * 3), _pool({"a": 5, "b": 5})
+    for share, synthetic in [(0.0, 0), (0.5, 10), (1.0, 20)]:
+        table = fixed_size_mix("t", "t-1", real, pool, share, 20)
+        assert len(table) == 20 and (table["origin"] == "synthetic").sum() == synthetic
+        assert table["label"].value_counts().to_dict() == {"a": 10, "b": 10}, "both parts keep the real prior"
+    # At 0% the real rows repeat: every real row is present at least once.
+    assert set(fixed_size_mix("t", "t-1", real, pool, 0.0, 20)["row_id"]) == set(real["seed_id"])

@@ -20,9 +20,10 @@ def factory(data_dir, monkeypatch, instance):
 
 @pytest.fixture
 def two_batches(factory):
-    keys = [factory.open("b1"), factory.open("b2")]
-    for key in keys:
-        result = factory.run(key)
+    keys = []
+    for name in ("b1", "b2"):
+        keys.append(factory.open(name))
+        result = factory.run(keys[-1])
         assert result.success, [e.message for e in result.all_events if e.is_failure]
     return keys
 
@@ -206,6 +207,7 @@ def test_the_great_expectations_suite_runs_on_every_batch_with_its_results(facto
         "reviewed_acceptance",
         "beats_seeds_only",
         "not_below_previous_version",
+        "diversity_not_collapsing",
     }
     expectations = evaluations["gated_expectations"]
     assert expectations.passed and expectations.metadata["expectations"].value == 9
@@ -309,3 +311,83 @@ def test_a_version_is_checked_against_the_previous_one_with_the_numbers(factory,
     current = factory.lake.read_json("heldout_eval", second)["version"]["macro_f1"]
     assert evaluation.passed == (current >= previous)
     assert evaluation.metadata["previous_version"].value == first
+
+
+def test_each_version_has_a_report_with_plots_readable_without_dagster(factory, two_batches):
+    import re
+
+    import dagster as dg
+
+    version = two_batches[1]
+    summary = factory.lake.read_json("heldout_eval", version)
+    report = factory.lake.root / "reports" / version / "report.md"
+    assert summary["report"] == str(report)
+    text = report.read_text(encoding="utf-8")
+    images = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    assert {"ratio_curve.png", "per_class_f1.png", "confusion.png", "label_distribution.png", "over_versions.png"} <= set(images)
+    for image in images:
+        assert (report.parent / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert f"Previous version `{two_batches[0]}`" in text and summary["leakage"]["heldout_copies_in_version"] == 0
+    event = factory.instance.get_latest_materialization_event(dg.AssetKey("heldout_eval"))
+    assert event.asset_materialization.metadata["report"].value == str(report)
+
+
+def test_heldout_eval_reports_curve_draws_shift_and_leakage(factory, two_batches):
+    summary = factory.lake.read_json("heldout_eval", two_batches[1])
+    assert [point["synthetic_share"] for point in summary["ratio_curve"]] == [0.0, 0.25, 0.5, 0.75, 0.9, 1.0]
+    assert summary["version_draws"]["draws"] == 3
+    assert 0.0 <= summary["shift"]["discriminator_auc"] <= 1.0
+    assert summary["diversity"]["distinct_2"] > 0 and summary["batch_diversity"]["rows"] > 0
+    assert summary["leakage"]["dcr_p50"] is not None and summary["leakage"]["real_baseline_dcr_p50"] is not None
+    assert {row["kind"] for row in summary["attribution"]} <= {"batch", "generator", "template"}
+    assert any(row["kind"] == "batch" for row in summary["attribution"]), "two batches: each is left out once"
+
+
+def test_the_next_batch_is_weighted_by_the_last_versions_validation_f1(factory, two_batches):
+    first, second = two_batches
+    validation = factory.lake.read_json("training_set", first)["validation"]
+    assert validation["folds"] == 3 and set(validation["per_label_f1"]) == {
+        "alarm_set",
+        "lights_off",
+        "play_music",
+        "weather_query",
+    }
+    registered = factory.lake.read_json("_batches", second)
+    assert registered["quota_feedback"] == {"version": first, "per_label_f1": validation["per_label_f1"]}
+    attempts = factory.lake.read_json("generated", second)["attempts_by_label"]
+    generated = factory.lake.read_table("generated", second)["label"].value_counts().to_dict()
+    assert generated == attempts and sum(attempts.values()) == 4 * 12
+    f1 = validation["per_label_f1"]
+    weakest, strongest = min(f1, key=f1.get), max(f1, key=f1.get)
+    assert attempts[weakest] >= attempts[strongest]
+    assert factory.lake.read_json("_batches", first)["quota_feedback"] is None
+
+
+def test_auto_share_is_chosen_on_validation_and_recorded(factory, data_dir):
+    task_file = data_dir / "tasks" / "home" / "task.yaml"
+    config = yaml.safe_load(task_file.read_text())
+    config["mix"] = {"synthetic_share": "auto", "candidate_shares": [0.0, 0.5], "balance": "balanced"}
+    task_file.write_text(yaml.safe_dump(config))
+    key = factory.open("b1")
+    assert factory.run(key).success
+    manifest = factory.lake.read_json("training_set", key)
+    scores = manifest["validation"]["macro_f1_by_share"]
+    assert set(scores) == {"0", "0.5"}
+    best = max(scores.values())
+    assert manifest["synthetic_share_target"] == min(float(s) for s, v in scores.items() if v == best)
+    assert manifest["synthetic_share_chosen_by"].startswith("validation macro-F1 over 3 folds")
+    assert manifest["balance"] == "balanced" and set(manifest["label_distribution"]) == {
+        "alarm_set",
+        "lights_off",
+        "play_music",
+        "weather_query",
+    }
+
+
+def test_synthetic_rows_point_at_the_kept_seed_rows_so_validation_cannot_leak(factory, two_batches):
+    from synth_assets.defs.training_set import version_inputs
+
+    inputs = version_inputs(factory.instance, factory.lake, two_batches[1])
+    second_batch_rows = inputs.pool[inputs.pool["batch"] == two_batches[1]]
+    assert len(second_batch_rows), "the second batch was generated from the same seed file under new seed ids"
+    assert set(inputs.pool["seed_ids"].explode().dropna()) <= set(inputs.real["seed_id"])

@@ -27,7 +27,7 @@ def seeds() -> pd.DataFrame:
 
 
 def _generate(seeds, per_label=30, rng_seed=7):
-    return tg.generate_template_rows(seeds, DESCRIPTIONS, per_label=per_label, rng_seed=rng_seed)
+    return tg.generate_template_rows(seeds, DESCRIPTIONS, attempts=dict.fromkeys(DESCRIPTIONS, per_label), rng_seed=rng_seed)
 
 
 def test_same_seeds_and_random_seed_give_the_same_rows(seeds):
@@ -112,7 +112,9 @@ def test_inflect_swaps_singular_and_plural():
 
 
 def test_operator_weights_come_from_the_task(seeds):
-    only_reframe = tg.generate_template_rows(seeds, DESCRIPTIONS, per_label=10, rng_seed=1, weights={"reframe": 1})
+    only_reframe = tg.generate_template_rows(
+        seeds, DESCRIPTIONS, attempts=dict.fromkeys(DESCRIPTIONS, 10), rng_seed=1, weights={"reframe": 1}
+    )
     assert set(only_reframe["template_id"].str.split("+").explode()) <= {"reframe", "copy"}
 
 

@@ -44,6 +44,7 @@ class BatchRecord:
     source: str
     sha256: str
     input_path: Path
+    quota_feedback: dict | None = None  # the version whose validation F1 weights this batch's quotas
 
 
 def task_of(batch_key: str) -> str:
@@ -161,6 +162,7 @@ def register_batch(
             "sha256": digest,
             "input_file": input_path.name,
             "registered_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "quota_feedback": latest_validation(lake, earlier or []),
         },
     )
     return load_batch(lake, key)
@@ -175,7 +177,18 @@ def load_batch(lake: Lake, key: str) -> BatchRecord:
         source=record["source"],
         sha256=record["sha256"],
         input_path=lake.root / REGISTRY / record["input_file"],
+        quota_feedback=record.get("quota_feedback"),
     )
+
+
+def latest_validation(lake: Lake, earlier: list[str]) -> dict | None:
+    """The newest earlier version's per-label validation F1, fixed when a batch registers so reruns reuse it."""
+    for key in reversed(earlier):
+        if lake.sidecar_path("training_set", key).is_file():
+            validation = lake.read_json("training_set", key).get("validation")
+            if validation:
+                return {"version": key, "per_label_f1": validation["per_label_f1"]}
+    return None
 
 
 def seed_table(task: TaskConfig, batch: BatchRecord, synthetic: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -26,6 +26,7 @@ from synth_assets.core.llm_client import StructuredOutputUnsupported, prompt_tok
 from synth_assets.core.llm_generator import raw_text, slot_outcomes
 from synth_assets.core.pricing import price_for
 from synth_assets.core.prompts import PROMPT_ID, PROMPT_VERSION, build_requests, refinement_request
+from synth_assets.core.quotas import uniform_quotas
 from synth_assets.core.task_config import GateConfig, TaskConfig
 
 GENERATED_COLUMNS = [
@@ -103,12 +104,12 @@ def _frame(rows: dict) -> pd.DataFrame:
     )
 
 
-def _template_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame) -> GenerationResult:
+def _template_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame, attempts: dict[str, int]) -> GenerationResult:
     seeds_fingerprint = stable_hash(sorted(zip(seeds["text"], seeds["label"])))
     rows = template_generator.generate_template_rows(
         seeds[["seed_id", "text", "label"]],
         {label: task.labels[label] for label in sorted(seeds["label"].unique())},
-        per_label=task.generation.per_label,
+        attempts=attempts,
         rng_seed=derive_seed(task.name, batch, "generate"),
         weights=task.generation.operators,
     )
@@ -174,11 +175,13 @@ def budget_left(
     return budget
 
 
-def _llm_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame, session: LlmSession) -> GenerationResult:
+def _llm_batch(
+    task: TaskConfig, batch: str, seeds: pd.DataFrame, session: LlmSession, attempts: dict[str, int]
+) -> GenerationResult:
     llm = task.generation.llm
     price = price_for(llm.model, llm.price_per_million_tokens)
     mode = llm.structured_output
-    requests = build_requests(task, batch, seeds, mode)
+    requests = build_requests(task, batch, seeds, mode, attempts)
     sending = not session.replay and session.unanswered is None
     budget = (
         budget_left(task, batch, requests, session.cache, seeds, session.spent_by_task_usd, at_batch_price=False)
@@ -197,7 +200,7 @@ def _llm_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame, session: LlmSe
     except StructuredOutputUnsupported:
         # The endpoint has no json_schema support: the same batch in JSON mode, under new keys.
         mode = "json_object"
-        requests = build_requests(task, batch, seeds, mode)
+        requests = build_requests(task, batch, seeds, mode, attempts)
         results, summary = run_requests(requests, llm, session.cache, price, **run)
     slots = llm.examples_per_request
     columns: dict[str, list] = {name: [] for name in GENERATED_COLUMNS}
@@ -289,10 +292,20 @@ def _refine(task, requests, results, columns, session, price, mode, run, budget)
     return len(follow_ups), summary
 
 
-def generate_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame, session: LlmSession | None = None) -> GenerationResult:
-    """All generation attempts for ``batch``, in the ``generated`` lake schema, and the run's numbers."""
+def generate_batch(
+    task: TaskConfig,
+    batch: str,
+    seeds: pd.DataFrame,
+    session: LlmSession | None = None,
+    attempts: dict[str, int] | None = None,
+) -> GenerationResult:
+    """All generation attempts for ``batch``, in the ``generated`` lake schema, and the run's numbers.
+
+    ``attempts`` per label (core/quotas.py) defaults to the task's ``per_label`` for every seed label.
+    """
+    attempts = attempts or uniform_quotas(sorted(set(seeds["label"])), task.generation.per_label)
     if task.generation.backend == "template":
-        return _template_batch(task, batch, seeds)
+        return _template_batch(task, batch, seeds, attempts)
     if session is None:
         raise ValueError(f"backend {task.generation.backend!r} needs an LlmSession (cache, API key, replay flag)")
-    return _llm_batch(task, batch, seeds, session)
+    return _llm_batch(task, batch, seeds, session, attempts)

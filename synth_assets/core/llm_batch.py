@@ -113,9 +113,9 @@ def _send(client: openai.OpenAI, partition: str, requests: list[GenerationReques
     }
 
 
-def batch_requests(task: TaskConfig, partition: str, seeds: pd.DataFrame) -> list[GenerationRequest]:
+def batch_requests(task: TaskConfig, partition: str, seeds: pd.DataFrame, attempts: dict[str, int]) -> list[GenerationRequest]:
     """The requests of ``partition``: the sync path's requests, so both share one cache."""
-    return build_requests(task, partition, seeds, task.generation.llm.structured_output)
+    return build_requests(task, partition, seeds, task.generation.llm.structured_output, attempts)
 
 
 def submit(
@@ -125,6 +125,7 @@ def submit(
     lake: Lake,
     cache: ResponseCache,
     api_key: str | None,
+    attempts: dict[str, int],
     spent_by_task_usd: float = 0.0,
 ) -> BatchJob:
     """Send the unanswered requests of ``partition`` as one Batch API batch (once; later calls return the record).
@@ -134,7 +135,7 @@ def submit(
     existing = load_job(lake, partition)
     if existing is not None:
         return existing
-    requests = batch_requests(task, partition, seeds)
+    requests = batch_requests(task, partition, seeds, attempts)
     budget_left(task, partition, requests, cache, seeds, spent_by_task_usd, at_batch_price=True)
     cached = cache.get_many([r.key for r in requests])
     pending = [r for r in requests if r.key not in cached]
@@ -182,7 +183,13 @@ def _ingest(client: openai.OpenAI, batch, cache: ResponseCache, model: str, pric
 
 
 def poll(
-    task: TaskConfig, partition: str, seeds: pd.DataFrame, lake: Lake, cache: ResponseCache, api_key: str | None
+    task: TaskConfig,
+    partition: str,
+    seeds: pd.DataFrame,
+    lake: Lake,
+    cache: ResponseCache,
+    api_key: str | None,
+    attempts: dict[str, int],
 ) -> BatchJob:
     """Advance ``partition``'s job: read finished batches, resubmit what they did not answer."""
     job = load_job(lake, partition)
@@ -204,7 +211,7 @@ def poll(
         return _save(lake, job)
     if any(s["status"] == "cancelled" for s in submissions):
         return _save(lake, BatchJob(partition, "cancelled", submissions, job.resubmissions))
-    requests = batch_requests(task, partition, seeds)
+    requests = batch_requests(task, partition, seeds, attempts)
     cached = cache.get_many([r.key for r in requests])
     unanswered = [r for r in requests if r.key not in cached]
     if unanswered and job.resubmissions < llm.batch_resubmissions:

@@ -1,11 +1,19 @@
 """Dataset version k: the task's real seeds plus accepted synthetic rows of passed batches <= k.
 
-The synthetic share is a target: with ``n`` real rows and share ``s`` the version holds
-``round(n * s / (1 - s))`` synthetic rows, split across labels in proportion to the real label
-prior (largest-remainder rounding) so mixing never shifts the class balance. A label whose pool
-is smaller than its quota contributes what it has; the shortfall is recorded in the manifest.
-Sampling is seeded from (task, version, "mix") and the pool is ordered by (batch order, row_id),
-so a version is byte-identical however often it is rebuilt.
+With ``n`` real rows and synthetic share ``s`` a version holds ``round(n * s / (1 - s))``
+synthetic rows. How they are split across labels is the task's ``mix`` policy:
+
+- ``balance: real_prior`` (default) splits them in proportion to the real label counts, so mixing
+  never shifts the class balance; ``balanced`` fills every label up to an equal total, so rare
+  labels get more synthetic rows;
+- ``label_weights`` multiply a label's share before the split (a known-weak label gets more);
+- ``max_synthetic_per_label`` caps any label.
+
+Splits use largest-remainder rounding. A label whose pool is smaller than its quota contributes
+what it has; the shortfall is recorded. Sampling is seeded from (task, version, "mix") and the
+pool is ordered by (batch order, row_id), so a version is byte-identical however often it is
+rebuilt; ``draw`` > 0 gives other equally valid draws, used to show how much a score depends on
+which synthetic rows were picked.
 """
 
 from __future__ import annotations
@@ -14,9 +22,10 @@ import numpy as np
 import pandas as pd
 
 from synth_assets.core.hashing import derive_seed, stable_hash
+from synth_assets.core.task_config import MixConfig
 from synth_assets.core.text import normalize_text
 
-MIX_VERSION = "2026.11.1"
+MIX_VERSION = "2026.11.2"
 TRAINING_COLUMNS = ["row_id", "text", "label", "origin", "source_batch", "generator", "template_id"]
 
 
@@ -26,42 +35,82 @@ def unique_real_rows(seeds: pd.DataFrame) -> pd.DataFrame:
     return ordered[~ordered["text"].map(normalize_text).duplicated()].reset_index(drop=True)
 
 
-def label_quotas(real_labels: pd.Series, total: int) -> dict[str, int]:
-    """Split ``total`` across labels in proportion to their real counts (largest remainder)."""
-    counts = real_labels.value_counts().sort_index()
-    exact = counts / counts.sum() * total
+def canonical_seed_ids(seeds: pd.DataFrame) -> dict[str, str]:
+    """Every seed id -> the id :func:`unique_real_rows` keeps for its text.
+
+    The same seed text arrives again in later batches under a new id; synthetic rows made from it
+    must still count as made from the kept row (the validation split's leak guard relies on it).
+    """
+    ordered = seeds.sort_values(["batch_order", "line"], kind="stable")
+    keys = ordered["text"].map(normalize_text)
+    first = dict(zip(keys[~keys.duplicated()], ordered.loc[~keys.duplicated(), "seed_id"]))
+    return {seed_id: first[key] for seed_id, key in zip(ordered["seed_id"], keys)}
+
+
+def apportion(weights: pd.Series, total: int) -> dict[str, int]:
+    """Split ``total`` across the index of ``weights`` in proportion to them (largest remainder, ties by name)."""
+    weights = weights.sort_index().astype(float)
+    if total <= 0 or weights.sum() <= 0:
+        return {label: 0 for label in weights.index}
+    exact = weights / weights.sum() * total
     quotas = np.floor(exact).astype(int)
     remainder = int(total - quotas.sum())
-    order = sorted(counts.index, key=lambda label: (-(exact[label] - quotas[label]), label))
+    order = sorted(weights.index, key=lambda label: (-(exact[label] - quotas[label]), label))
     for label in order[:remainder]:
         quotas[label] += 1
-    return {label: int(quotas[label]) for label in counts.index}
+    return {label: int(quotas[label]) for label in weights.index}
+
+
+def label_quotas(real_labels: pd.Series, total: int) -> dict[str, int]:
+    """Split ``total`` across labels in proportion to their real counts."""
+    return apportion(real_labels.value_counts(), total)
 
 
 def synthetic_target(real_rows: int, synthetic_share: float) -> int:
     return int(round(real_rows * synthetic_share / (1.0 - synthetic_share)))
 
 
-def mix_version(
-    task: str, version: str, real: pd.DataFrame, pool: pd.DataFrame, synthetic_share: float
-) -> tuple[pd.DataFrame, dict]:
-    """(training table, mixing summary) for one version.
+def synthetic_quotas(real_labels: pd.Series, synthetic_rows: int, policy: MixConfig) -> dict[str, int]:
+    """Synthetic rows per label under the task's balance policy, label weights and cap."""
+    counts = real_labels.value_counts().sort_index()
+    if policy.balance == "balanced":
+        # Every label is filled towards the same total; labels already above it get none.
+        per_label_total = (counts.sum() + synthetic_rows) / len(counts)
+        base = (per_label_total - counts).clip(lower=0)
+    else:
+        base = counts.astype(float)
+    weights = pd.Series({label: policy.label_weights.get(label, 1.0) for label in counts.index})
+    quotas = apportion(base * weights, synthetic_rows)
+    if policy.max_synthetic_per_label is not None:
+        quotas = {label: min(quota, policy.max_synthetic_per_label) for label, quota in quotas.items()}
+    return quotas
 
-    ``real`` has ``seed_id, text, label, batch``; ``pool`` the accepted synthetic rows with
-    ``row_id, text, label, batch, batch_order, generator, template_id``.
+
+def draw_per_label(
+    rows: pd.DataFrame, quotas: dict[str, int], rng: np.random.Generator, repeat_when_short: bool = False
+) -> tuple[pd.DataFrame, dict[str, int]]:
+    """``quotas[label]`` rows of each label (ordered as in ``rows``) and the shortfall per label.
+
+    Without ``repeat_when_short`` a label gives at most what it has; with it, a short label gives
+    all its rows and then repeats random ones (for fixed-size training sets).
     """
-    quotas = label_quotas(real["label"], synthetic_target(len(real), synthetic_share))
-    rng = np.random.default_rng(derive_seed(task, version, "mix"))
-    ordered_pool = pool.sort_values(["batch_order", "row_id"], kind="stable").reset_index(drop=True)
     chosen, shortfall = [], {}
     for label, quota in quotas.items():
-        candidates = ordered_pool[ordered_pool["label"] == label]
-        if len(candidates) < quota:
-            shortfall[label] = quota - len(candidates)
-        take = min(quota, len(candidates))
-        chosen.append(candidates.iloc[np.sort(rng.choice(len(candidates), size=take, replace=False))])
-    synthetic = pd.concat(chosen) if chosen else ordered_pool.iloc[0:0]
-    table = pd.concat(
+        candidates = rows[rows["label"] == label]
+        available = len(candidates)
+        if available < quota:
+            shortfall[label] = quota - available
+        take = min(quota, available)
+        picks = np.sort(rng.choice(available, size=take, replace=False))
+        if repeat_when_short and available and quota > available:
+            picks = np.r_[np.arange(available), np.sort(rng.choice(available, size=quota - available, replace=True))]
+        chosen.append(candidates.iloc[picks])
+    return (pd.concat(chosen) if chosen else rows.iloc[0:0]), shortfall
+
+
+def training_table(real: pd.DataFrame, synthetic: pd.DataFrame) -> pd.DataFrame:
+    """Real seed rows (``seed_id, text, label, batch``) and synthetic pool rows in the training-set columns."""
+    return pd.concat(
         [
             pd.DataFrame(
                 {
@@ -88,14 +137,69 @@ def mix_version(
         ],
         ignore_index=True,
     )[TRAINING_COLUMNS]
+
+
+def _rng(task: str, version: str, draw: int, *purpose: str) -> np.random.Generator:
+    # draw 0 keeps the seed the published version was drawn with.
+    return np.random.default_rng(derive_seed(task, version, "mix", *purpose, *([f"draw{draw}"] if draw else [])))
+
+
+def _ordered(pool: pd.DataFrame) -> pd.DataFrame:
+    return pool.sort_values(["batch_order", "row_id"], kind="stable").reset_index(drop=True)
+
+
+def mix_version(
+    task: str, version: str, real: pd.DataFrame, pool: pd.DataFrame, policy: MixConfig, share: float, draw: int = 0
+) -> tuple[pd.DataFrame, dict]:
+    """(training table, mixing summary) for one version at synthetic ``share``.
+
+    ``real`` has ``seed_id, text, label, batch``; ``pool`` the accepted synthetic rows with
+    ``row_id, text, label, batch, batch_order, generator, template_id``.
+    """
+    quotas = synthetic_quotas(real["label"], synthetic_target(len(real), share), policy)
+    synthetic, shortfall = draw_per_label(_ordered(pool), quotas, _rng(task, version, draw))
+    table = training_table(real, synthetic)
     summary = {
-        "synthetic_share_target": synthetic_share,
+        "synthetic_share_target": share,
         "synthetic_share_actual": round(len(synthetic) / len(table), 4) if len(table) else 0.0,
+        "balance": policy.balance,
         "synthetic_pool_rows": len(pool),
         "synthetic_shortfall_by_label": shortfall,
         "mix_version": MIX_VERSION,
     }
     return table, summary
+
+
+def fixed_size_mix(
+    task: str, version: str, real: pd.DataFrame, pool: pd.DataFrame, share: float, total: int, draw: int = 0
+) -> pd.DataFrame:
+    """A training table of exactly ``total`` rows, ``share`` of them synthetic, both parts in the real label prior.
+
+    The points of a mixing-ratio curve differ only in their share, never in size: when a part
+    needs more rows than exist, rows repeat (at 0% synthetic that is the seeds repeated, which
+    separates "more text" from "more rows").
+    """
+    rng = _rng(task, version, draw, f"share{share}")
+    synthetic_rows = int(round(total * share))
+    real_part, _ = draw_per_label(real, label_quotas(real["label"], total - synthetic_rows), rng, repeat_when_short=True)
+    synthetic_labels = real["label"][real["label"].isin(set(pool["label"]))]
+    quotas = label_quotas(synthetic_labels, synthetic_rows) if len(synthetic_labels) else {}
+    synthetic_part, _ = draw_per_label(_ordered(pool), quotas, rng, repeat_when_short=True)
+    return training_table(real_part, synthetic_part)
+
+
+def label_distribution(table: pd.DataFrame) -> pd.DataFrame:
+    """Each label's share of the real rows and of the whole version: where mixing amplified or damped a class."""
+    real = table.loc[table["origin"] == "real", "label"].value_counts(normalize=True)
+    version = table["label"].value_counts(normalize=True)
+    frame = pd.DataFrame({"real_share": real, "version_share": version}).fillna(0.0).rename_axis("label").reset_index()
+    frame["ratio"] = (frame["version_share"] / frame["real_share"].where(frame["real_share"] > 0)).round(3)
+    return frame.sort_values("label").reset_index(drop=True)
+
+
+def total_variation(distribution: pd.DataFrame) -> float:
+    """Total variation distance between the version's and the real label distribution (0 = same prior)."""
+    return round(float((distribution["version_share"] - distribution["real_share"]).abs().sum() / 2), 4)
 
 
 def content_hash(table: pd.DataFrame) -> str:

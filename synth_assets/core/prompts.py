@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from synth_assets.core.hashing import stable_hash
+from synth_assets.core.quotas import uniform_quotas
 from synth_assets.core.task_config import LlmConfig, TaskConfig
 
 PROMPT_ID = "labelled_examples"
@@ -142,13 +143,19 @@ def refinement_request(
     return GenerationRequest(key, original.label, original.request_index, messages, params, original.seed_ids, original.axes)
 
 
-def build_requests(task: TaskConfig, batch: str, seeds: pd.DataFrame, mode: str) -> list[GenerationRequest]:
-    """Every request of ``batch``: ``ceil(per_label / examples_per_request)`` per label of the seeds."""
+def build_requests(
+    task: TaskConfig, batch: str, seeds: pd.DataFrame, mode: str, attempts: dict[str, int] | None = None
+) -> list[GenerationRequest]:
+    """Every request of ``batch``: ``ceil(attempts / examples_per_request)`` per label of the seeds.
+
+    ``attempts`` per label defaults to the task's ``per_label`` for every label.
+    """
     llm = task.generation.llm
     per_request = llm.examples_per_request
-    requests_per_label = -(-task.generation.per_label // per_request)
+    attempts = attempts or uniform_quotas(sorted(set(seeds["label"])), task.generation.per_label)
     requests = []
     for label in sorted(set(seeds["label"])):
+        requests_per_label = -(-attempts.get(label, 0) // per_request)
         rows = seeds[seeds["label"] == label].sort_values("seed_id")
         rng = random.Random(stable_hash(task.name, batch, label, "prompts"))
         order = rng.sample(range(len(rows)), len(rows))

@@ -60,6 +60,9 @@ class LlmConfig(_Strict):
 class GenerationConfig(_Strict):
     backend: Literal["template", "openai", "openai-batch"] = "template"
     per_label: int = Field(50, ge=1, le=10_000, description="attempts per label per batch")
+    quotas: Literal["uniform", "validation_f1"] = Field(
+        "validation_f1", description="split a batch's attempts evenly, or towards labels the last version is weak on"
+    )
     operators: dict[str, float] | None = Field(None, description="template backend: how often each operator is tried")
     llm: LlmConfig | None = None
 
@@ -130,11 +133,68 @@ class GateConfig(_Strict):
 
 
 class MixConfig(_Strict):
-    synthetic_share: float = Field(0.75, ge=0.0, lt=1.0, description="share of synthetic rows in a training set")
+    synthetic_share: float | Literal["auto"] = Field(
+        0.75, description="share of synthetic rows in a training set, or auto: the candidate with the best validation macro-F1"
+    )
+    candidate_shares: list[float] = Field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 0.9], min_length=1, description="shares auto chooses from"
+    )
+    balance: Literal["real_prior", "balanced"] = Field(
+        "real_prior", description="split synthetic rows by the real label prior, or fill labels towards equal totals"
+    )
+    label_weights: dict[str, float] = Field(default_factory=dict, description="multiply a label's synthetic quota")
+    max_synthetic_per_label: int | None = Field(None, ge=0, description="cap on any label's synthetic rows")
+    validation_folds: int = Field(3, ge=2, le=10, description="folds of the real seeds the validation scores come from")
+
+    @field_validator("synthetic_share", mode="before")
+    @classmethod
+    def _share_below_one(cls, share: object) -> object:
+        if share == "auto":
+            return share
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share < 1.0:
+            raise ValueError(f"must be auto or a number in [0, 1) (a version always keeps its real rows); got {share!r}")
+        return float(share)
+
+    @field_validator("candidate_shares")
+    @classmethod
+    def _candidates_below_one(cls, shares: list[float]) -> list[float]:
+        if any(not 0.0 <= share < 1.0 for share in shares):
+            raise ValueError(f"candidate_shares must each be in [0, 1); got {shares}")
+        return sorted(set(shares))
+
+    @field_validator("label_weights")
+    @classmethod
+    def _weights_positive(cls, weights: dict[str, float]) -> dict[str, float]:
+        if any(weight < 0 for weight in weights.values()):
+            raise ValueError(f"label_weights must be >= 0; got {weights}")
+        return weights
 
 
 class EvaluationConfig(_Strict):
     model: Literal["tfidf_logreg"] = "tfidf_logreg"
+    repeats: int = Field(3, ge=1, le=20, description="draws of the synthetic rows a version's score is averaged over")
+    ratio_curve: list[float] = Field(
+        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 0.9, 1.0], description="synthetic shares of the held-out ratio curve"
+    )
+    attribution_groups: int = Field(5, ge=0, le=50, description="largest groups per kind left out one at a time; 0 = off")
+
+    @field_validator("ratio_curve")
+    @classmethod
+    def _shares_in_range(cls, shares: list[float]) -> list[float]:
+        if any(not 0.0 <= share <= 1.0 for share in shares):
+            raise ValueError(f"ratio_curve shares must each be in [0, 1]; got {shares}")
+        return sorted(set(shares))
+
+
+class FinetuneConfig(_Strict):
+    """Where the optional ``finetune_job`` asset hands a dataset version over for fine-tuning (docs/finetuning.md)."""
+
+    model: str = Field(min_length=1, description="the base model to fine-tune")
+    base_url: str = Field("https://api.openai.com/v1", pattern=r"^https?://")
+    api_key_env: str = Field("OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="variable holding the key")
+    suffix: str | None = Field(None, min_length=1, max_length=64, description="added to the fine-tuned model's name")
+    n_epochs: int | None = Field(None, ge=1, le=50, description="null = the API chooses")
+    seed: int | None = Field(None, description="null = the API chooses")
 
 
 class TaskConfig(_Strict):
@@ -150,6 +210,7 @@ class TaskConfig(_Strict):
     gate: GateConfig = GateConfig()
     mix: MixConfig = MixConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    finetune: FinetuneConfig | None = None
     task_dir: Path = Field(exclude=True)
 
     @field_validator("name")
@@ -173,6 +234,13 @@ class TaskConfig(_Strict):
     def _judge_has_a_model(self) -> TaskConfig:
         if self.gate.llm_judge and self.generation.llm is None:
             raise ValueError("gate.llm_judge needs generation.llm (the model and endpoint that judge)")
+        return self
+
+    @model_validator(mode="after")
+    def _weighted_labels_exist(self) -> TaskConfig:
+        unknown = sorted(set(self.mix.label_weights) - set(self.labels))
+        if unknown:
+            raise ValueError(f"mix.label_weights names label(s) the task does not have: {', '.join(unknown)}")
         return self
 
     def path(self, name: str) -> Path:

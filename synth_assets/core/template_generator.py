@@ -609,11 +609,11 @@ def generate_template_rows(
     seeds: pd.DataFrame,
     label_descriptions: dict[str, str],
     *,
-    per_label: int,
+    attempts: dict[str, int],
     rng_seed: int,
     weights: dict[str, float] | None = None,
 ) -> pd.DataFrame:
-    """``per_label`` examples for every label of ``seeds``: text, label, template_id, seed_ids, sample_index.
+    """``attempts[label]`` examples for every label of ``seeds``: text, label, template_id, seed_ids, sample_index.
 
     ``seeds`` has ``seed_id, text, label``. The same seeds and ``rng_seed`` give the same rows.
     An example equal to a seed or to an earlier example is drawn again (up to a bound), so the
@@ -626,7 +626,7 @@ def generate_template_rows(
         if label not in bank.by_label:
             continue
         rng = random.Random(f"{rng_seed}:{label}")
-        for index in range(per_label):
+        for index in range(attempts.get(label, 0)):
             example = None
             for _ in range(TRIES_PER_EXAMPLE):
                 example = _one_example(label, bank, rng, weights or OPERATOR_WEIGHTS)

@@ -25,6 +25,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import make_pipeline
 
 from synth_assets.core.evaluate import build_model
+from synth_assets.core.validation import made_from_any
 
 FOLDS = 4
 VALIDATION_SHARE = 0.3
@@ -72,7 +73,7 @@ def decide(seeds: pd.DataFrame, synthetic: pd.DataFrame, threshold: float, model
     train, validation = train_test_split(seeds, test_size=VALIDATION_SHARE, stratify=seeds["label"], random_state=seed)
     # Rows made from a validation seed would grade the validation set on its own paraphrases.
     held_back = set(validation["seed_id"])
-    usable = ~synthetic["seed_ids"].map(lambda ids: bool(held_back.intersection(ids)))
+    usable = ~made_from_any(synthetic["seed_ids"], held_back)
 
     def score(rows: pd.DataFrame) -> float:
         rows = rows[usable.loc[rows.index]]

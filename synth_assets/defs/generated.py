@@ -3,6 +3,7 @@
 import dagster as dg
 
 from synth_assets.core import prompts, template_generator
+from synth_assets.core.batches import load_batch
 from synth_assets.core.generation import (
     GenerationResult,
     LlmSession,
@@ -13,6 +14,7 @@ from synth_assets.core.generation import (
 )
 from synth_assets.core.llm_batch import load_job, unanswered_reason
 from synth_assets.core.llm_cache import ResponseCache
+from synth_assets.core.quotas import attempts_for_batch
 from synth_assets.core.schemas import generated_schema
 from synth_assets.defs.partitions import batches, batches_up_to
 from synth_assets.defs.publishing import counts_table, publish, stage_code_version
@@ -36,16 +38,18 @@ def _batch_api_unanswered(factory: FactoryResource, batch: str) -> str | None:
     return unanswered_reason(job)
 
 
-def _generate(context: dg.AssetExecutionContext, factory: FactoryResource, batch: str) -> GenerationResult:
+def _generate(
+    context: dg.AssetExecutionContext, factory: FactoryResource, batch: str, attempts: dict[str, int]
+) -> GenerationResult:
     task = factory.task_for_batch(batch)
     seed_rows = factory.lake().read_table("seeds", batch)
     if task.generation.backend == "template":
-        return generate_batch(task, batch, seed_rows)
+        return generate_batch(task, batch, seed_rows, attempts=attempts)
     unanswered = _batch_api_unanswered(factory, batch) if task.generation.backend == "openai-batch" else None
 
     session = llm_session(context, factory, batch, unanswered)
     try:
-        return generate_batch(task, batch, seed_rows, session)
+        return generate_batch(task, batch, seed_rows, session, attempts)
     finally:
         session.cache.close()
 
@@ -85,7 +89,13 @@ def llm_session(
 def generated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.MaterializeResult:
     batch = context.partition_key
     task = factory.task_for_batch(batch)
-    result = _generate(context, factory, batch)
+    lake = factory.lake()
+    feedback = load_batch(lake, batch).quota_feedback
+    attempts = attempts_for_batch(task, lake.read_table("seeds", batch)["label"], feedback)
+    if feedback and task.generation.quotas == "validation_f1":
+        context.log.info(f"{batch}: attempts per label weighted by the validation F1 of version {feedback['version']}")
+    lake.write_json("generated", batch, {"attempts_by_label": attempts, "quota_feedback": feedback})
+    result = _generate(context, factory, batch, attempts)
     table = result.table
     failed = table["status"] != "ok"
     context.log.info(
@@ -106,6 +116,8 @@ def generated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg
             "generator_version": generator_version(task),
             "template_version": template_version(task),
             "per_label": task.generation.per_label,
+            "quotas_weighted_by": feedback["version"] if feedback and task.generation.quotas == "validation_f1" else "none",
+            "attempts_by_label": counts_table(attempts, "label", "attempts"),
             "cost_usd": round(float(table["cost_usd"].sum()), 6),
             "prompt_tokens": int(table["prompt_tokens"].sum()),
             "completion_tokens": int(table["completion_tokens"].sum()),

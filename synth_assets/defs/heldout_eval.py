@@ -1,20 +1,150 @@
-"""Stage 6: does version k help on real data it never saw? Scored next to the seeds-only baseline."""
+"""Stage 6: does version k help on real data it never saw, and why? Scored next to the real-only baselines."""
 
 import dagster as dg
+import pandas as pd
 
-from synth_assets.core.evaluate import EVALUATION_VERSION, evaluate_version
+from synth_assets.core.diversity import collapse_verdict, dcr_summary, distance_to_closest_record, diversity_profile, shift_report
+from synth_assets.core.evaluate import EVALUATION_VERSION, ScoreCache
+from synth_assets.core.hashing import derive_seed
+from synth_assets.core.heldout import HeldoutEvaluation, evaluate_on_heldout
 from synth_assets.core.labelled_data import read_labelled_file
+from synth_assets.core.lake import Lake
+from synth_assets.core.mix import label_distribution
 from synth_assets.core.report import markdown_table
 from synth_assets.core.schemas import heldout_metrics_schema
+from synth_assets.core.task_config import TaskConfig
 from synth_assets.core.text import normalize_text
+from synth_assets.core.version_report import HISTORY_METRICS, ReportInputs, write_report
 from synth_assets.defs.partitions import batches, batches_up_to
 from synth_assets.defs.publishing import publish, stage_code_version
 from synth_assets.defs.resources import FactoryResource
-from synth_assets.defs.training_set import training_set
+from synth_assets.defs.training_set import export_paths, training_set, version_inputs
 
 BASELINE_CHECK = "beats_seeds_only"
 PREVIOUS_CHECK = "not_below_previous_version"
+COLLAPSE_CHECK = "diversity_not_collapsing"
+SCORE_CACHE = "_evaluation_cache"  # lake folder: scores of tables already fitted, by content
+REPORTS = "reports"  # lake folder: reports/<version>/report.md with its plots
 WORST_CLASSES_SHOWN = 10
+COLLAPSE_TOLERANCE = 0.1  # relative fall of distinct-2 (or rise of self-similarity) between consecutive versions
+DUPLICATE_STATUSES = ("exact_dup", "near_dup", "semantic_dup")
+
+
+def lake_score_cache(lake: Lake) -> ScoreCache:
+    def get(key: str) -> dict | None:
+        return lake.read_json(SCORE_CACHE, key) if lake.sidecar_path(SCORE_CACHE, key).is_file() else None
+
+    def put(key: str, record: dict) -> None:
+        lake.write_json(SCORE_CACHE, key, record)
+
+    return get, put
+
+
+def real_splits(task: TaskConfig) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The held-out split, and the larger real pool without any held-out text (the all-real baseline)."""
+    heldout = read_labelled_file(task.heldout_path, task.labels, reject_duplicates=False)
+    if task.real_pool_path is None:
+        return heldout, None
+    pool = read_labelled_file(task.real_pool_path, task.labels, reject_duplicates=False)
+    return heldout, pool[~pool["text"].map(normalize_text).isin(set(heldout["text"].map(normalize_text)))]
+
+
+def _per_class_comparison(per_class: pd.DataFrame) -> pd.DataFrame:
+    wide = per_class.pivot(index="label", columns="trained_on", values="f1")
+    wide.columns = [f"f1_{name}" for name in wide.columns]
+    return wide.reset_index().round(3).sort_values(["f1_version", "label"])
+
+
+def quality_of_text(lake: Lake, version: str, training: pd.DataFrame, heldout: pd.DataFrame, seed: int) -> dict:
+    """Shift from real text, diversity of the version and of this batch, and leakage towards the seeds and held-out split."""
+    real = training.loc[training["origin"] == "real", "text"]
+    synthetic = training.loc[training["origin"] == "synthetic", "text"]
+    batch_rows = lake.query("gated", [version], "SELECT text, accepted, dup_status FROM rows")
+    leakage = dcr_summary(synthetic, real, heldout["text"], seed)
+    to_heldout = distance_to_closest_record(synthetic, heldout["text"], seed)
+    return {
+        "shift": shift_report(real, synthetic, seed),
+        "diversity": diversity_profile(synthetic, seed),
+        "batch_diversity": diversity_profile(batch_rows.loc[batch_rows["accepted"], "text"], seed),
+        "batch_near_dup_rate": round(float(batch_rows["dup_status"].isin(DUPLICATE_STATUSES).mean()), 4)
+        if len(batch_rows)
+        else None,
+        "leakage": leakage
+        | {
+            "heldout_copies_in_version": int(synthetic.map(normalize_text).isin(set(heldout["text"].map(normalize_text))).sum()),
+            "heldout_copies_rejected_in_batch": int((batch_rows["dup_status"] == "contaminates_heldout").sum()),
+            "dcr_to_heldout_min": round(float(to_heldout.min()), 4) if len(to_heldout.dropna()) else None,
+            "dcr_to_heldout_p05": round(float(to_heldout.quantile(0.05)), 4) if len(to_heldout.dropna()) else None,
+        },
+    }
+
+
+def history_of(lake: Lake, earlier: list[str], version: str, summary: dict) -> pd.DataFrame:
+    """Scores and text-quality numbers of the task's evaluated versions, oldest first, this one last."""
+
+    def row(key: str, record: dict) -> dict:
+        return {
+            "version": key,
+            "macro_f1": record["version"]["macro_f1"],
+            "discriminator_auc": record.get("shift", {}).get("discriminator_auc"),
+            "distinct_2": record.get("diversity", {}).get("distinct_2"),
+            "self_similarity": record.get("diversity", {}).get("self_similarity"),
+            "batch_near_dup_rate": record.get("batch_near_dup_rate"),
+        }
+
+    rows = [row(key, lake.read_json("heldout_eval", key)) for key in earlier] + [row(version, summary)]
+    return pd.DataFrame(rows).astype({column: float for column in HISTORY_METRICS})
+
+
+def _curves(evaluation: HeldoutEvaluation, manifest: dict) -> pd.DataFrame:
+    """The held-out ratio curve with the validation one (when the version was validated) under it."""
+    validation = manifest.get("validation")
+    if not validation:
+        return evaluation.curve
+    rows = pd.DataFrame(
+        {
+            "split": "validation",
+            "synthetic_share": [float(share) for share in validation["macro_f1_by_share"]],
+            "train_rows": pd.NA,
+            "draws": validation["folds"],
+            "macro_f1_mean": list(validation["macro_f1_by_share"].values()),
+            "macro_f1_std": list(validation["macro_f1_std_by_share"].values()),
+            "accuracy_mean": float("nan"),
+        }
+    )
+    return pd.concat([evaluation.curve.astype({"train_rows": "Int64"}), rows.astype({"train_rows": "Int64"})], ignore_index=True)
+
+
+def _checks(summary: dict, previous: tuple[str, float] | None, collapse: tuple[bool, str]) -> list[dg.AssetCheckResult]:
+    mixed, baseline = summary["version"]["macro_f1"], summary["seeds_only"]["macro_f1"]
+    return [
+        dg.AssetCheckResult(
+            check_name=BASELINE_CHECK,
+            passed=mixed >= baseline,
+            severity=dg.AssetCheckSeverity.WARN,
+            description=f"version macro-F1 {mixed:.4f} vs seeds-only {baseline:.4f}",
+            metadata={"version_macro_f1": mixed, "seeds_only_macro_f1": baseline},
+        ),
+        dg.AssetCheckResult(
+            check_name=PREVIOUS_CHECK,
+            passed=previous is None or mixed >= previous[1],
+            severity=dg.AssetCheckSeverity.WARN,
+            description=(
+                "the task's first evaluated version"
+                if previous is None
+                else f"version macro-F1 {mixed:.4f} vs previous version {previous[0]} "
+                f"{previous[1]:.4f} ({mixed - previous[1]:+.4f})"
+            ),
+            metadata={"version_macro_f1": mixed, "previous_version": previous[0] if previous else "none"},
+        ),
+        dg.AssetCheckResult(
+            check_name=COLLAPSE_CHECK,
+            passed=not collapse[0],
+            severity=dg.AssetCheckSeverity.WARN,
+            description=collapse[1],
+            metadata={"distinct_2": summary["diversity"]["distinct_2"] or 0.0},
+        ),
+    ]
 
 
 @dg.asset(
@@ -34,82 +164,112 @@ WORST_CLASSES_SHOWN = 10
             asset="heldout_eval",
             description="Warns when the version scores below the task's previous version on held-out macro-F1.",
         ),
+        dg.AssetCheckSpec(
+            COLLAPSE_CHECK,
+            asset="heldout_eval",
+            description="Warns when the synthetic rows' diversity (distinct-2, self-similarity) falls from the previous version.",
+        ),
     ],
-    description="Accuracy, macro-F1 and per-class F1 on the held-out real split, for version k and the real-only baselines.",
+    description=(
+        "Held-out accuracy, macro-F1, per-class F1 and confusions of version k next to the real-only baselines, "
+        "with the spread over draws, the mixing-ratio curve and per-batch/generator/template attribution."
+    ),
 )
 def heldout_eval(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.MaterializeResult:
     version = context.partition_key
     task = factory.task_for_batch(version)
     lake = factory.lake()
-    heldout = read_labelled_file(task.heldout_path, task.labels, reject_duplicates=False)
-    real_pool = None
-    if task.real_pool_path is not None:
-        pool = read_labelled_file(task.real_pool_path, task.labels, reject_duplicates=False)
-        # The all-real baseline must not train on held-out text either.
-        real_pool = pool[~pool["text"].map(normalize_text).isin(set(heldout["text"].map(normalize_text)))]
+    heldout, real_pool = real_splits(task)
+    inputs = version_inputs(context.instance, lake, version)
+    training = lake.read_table("training_set", version)
+    share = lake.read_json("training_set", version)["synthetic_share_target"]
     labels = sorted(task.labels)
-    summary, per_class = evaluate_version(
-        lake.read_table("training_set", version), heldout, real_pool, labels, task.evaluation.model
+    context.log.info(f"{version}: scoring the version, its draws, ratio curve and attribution on {len(heldout)} held-out rows")
+    evaluation = evaluate_on_heldout(
+        task.name,
+        version,
+        training,
+        inputs.real,
+        inputs.pool,
+        share,
+        task.mix,
+        heldout,
+        real_pool,
+        labels,
+        task.evaluation,
+        lake_score_cache(lake),
     )
-    summary_path = lake.write_json("heldout_eval", version, summary)
-    mixed, baseline = summary["version"]["macro_f1"], summary["seeds_only"]["macro_f1"]
+    manifest = lake.read_json("training_set", version)
+    seed = derive_seed(task.name, version, "quality")
+    summary = evaluation.summary | quality_of_text(lake, version, training, heldout, seed)
+    summary |= {"ratio_curve": evaluation.curve.to_dict("records"), "attribution": evaluation.attribution.to_dict("records")}
+    mixed, draws = summary["version"]["macro_f1"], summary["version_draws"]
     context.log.info(
-        f"{version}: held-out macro-F1 {mixed:.4f} vs seeds-only {baseline:.4f} ({summary['delta_macro_f1_vs_seeds_only']:+.4f})"
-    )
-    version_f1 = per_class[per_class["trained_on"] == "version"].set_index("label")["f1"]
-    seeds_f1 = per_class[per_class["trained_on"] == "seeds_only"].set_index("label")["f1"]
-    comparison = (
-        version_f1.rename("f1_version")
-        .to_frame()
-        .join(seeds_f1.rename("f1_seeds_only"))
-        .reset_index()
-        .round(3)
-        .sort_values(["f1_version", "label"])
-    )
-    check = dg.AssetCheckResult(
-        check_name=BASELINE_CHECK,
-        passed=mixed >= baseline,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=f"version macro-F1 {mixed:.4f} vs seeds-only {baseline:.4f}",
-        metadata={"version_macro_f1": mixed, "seeds_only_macro_f1": baseline},
+        f"{version}: held-out macro-F1 {mixed:.4f} (mean of {draws['draws']} draws {draws['macro_f1_mean']:.4f} "
+        f"± {draws['macro_f1_std']:.4f}) vs seeds-only {summary['seeds_only']['macro_f1']:.4f}"
     )
     earlier = [
         key
         for key in batches_up_to(context.instance, version, inclusive=False)
         if lake.sidecar_path("heldout_eval", key).is_file()
     ]
-    previous = lake.read_json("heldout_eval", earlier[-1])["version"]["macro_f1"] if earlier else None
-    previous_check = dg.AssetCheckResult(
-        check_name=PREVIOUS_CHECK,
-        passed=previous is None or mixed >= previous,
-        severity=dg.AssetCheckSeverity.WARN,
-        description=(
-            "the task's first evaluated version"
-            if previous is None
-            else f"version macro-F1 {mixed:.4f} vs previous version {earlier[-1]} {previous:.4f} ({mixed - previous:+.4f})"
-        ),
-        metadata={"version_macro_f1": mixed, "previous_version": earlier[-1] if earlier else "none"},
+    previous = (earlier[-1], lake.read_json("heldout_eval", earlier[-1])["version"]["macro_f1"]) if earlier else None
+    collapse = collapse_verdict(
+        [lake.read_json("heldout_eval", key)["diversity"] | {"version": key} for key in earlier[-1:]],
+        summary["diversity"] | {"version": version},
+        COLLAPSE_TOLERANCE,
     )
+    comparison = _per_class_comparison(evaluation.per_class)
+    report_path = write_report(
+        ReportInputs(
+            task=task.name,
+            version=version,
+            heldout=summary,
+            manifest=manifest,
+            curve=_curves(evaluation, manifest),
+            per_class=comparison,
+            confusion=evaluation.confusion,
+            attribution=evaluation.attribution,
+            distribution=label_distribution(training),
+            history=history_of(lake, earlier, version, summary),
+            exports=export_paths(lake, version),
+        ),
+        lake.root / REPORTS / version,
+    )
+    summary_path = lake.write_json("heldout_eval", version, summary | {"report": str(report_path)})
+    context.log.info(f"{version}: report {report_path}")
     all_real = summary.get("all_real", {})
     return publish(
         lake,
         "heldout_eval",
         version,
-        per_class,
+        evaluation.per_class,
         heldout_metrics_schema(labels),
         {
             "macro_f1": mixed,
             "accuracy": summary["version"]["accuracy"],
-            "seeds_only_macro_f1": baseline,
+            "macro_f1_mean_over_draws": draws["macro_f1_mean"],
+            "macro_f1_std_over_draws": draws["macro_f1_std"],
+            "seeds_only_macro_f1": summary["seeds_only"]["macro_f1"],
             "seeds_only_accuracy": summary["seeds_only"]["accuracy"],
             "delta_macro_f1_vs_seeds_only": summary["delta_macro_f1_vs_seeds_only"],
             **({"all_real_macro_f1": all_real["macro_f1"], "all_real_accuracy": all_real["accuracy"]} if all_real else {}),
+            "synthetic_share": share,
             "train_rows": summary["version"]["train_rows"],
             "heldout_rows": summary["heldout_rows"],
             "model": task.evaluation.model,
+            "ratio_curve": dg.MetadataValue.md(markdown_table(evaluation.curve, 20)),
+            "attribution": dg.MetadataValue.md(markdown_table(evaluation.attribution, 20)),
+            "top_confusions": dg.MetadataValue.md(markdown_table(pd.DataFrame(summary["top_confusions"]), 10)),
             "worst_classes": dg.MetadataValue.md(markdown_table(comparison, WORST_CLASSES_SHOWN)),
+            "discriminator_auc": summary["shift"]["discriminator_auc"] or 0.0,
+            "distinct_2": summary["diversity"]["distinct_2"] or 0.0,
+            "self_similarity": summary["diversity"]["self_similarity"] or 0.0,
+            "dcr_synthetic_p05": summary["leakage"]["dcr_p05"] or 0.0,
+            "heldout_copies_in_version": summary["leakage"]["heldout_copies_in_version"],
+            "report": dg.MetadataValue.path(str(report_path)),
             "summary": dg.MetadataValue.path(str(summary_path)),
         },
         sample=comparison,
-        check_results=[check, previous_check],
+        check_results=_checks(summary, previous, collapse),
     )

@@ -15,6 +15,7 @@ from synth_assets.core.batches import BatchKeyError, load_batch, seed_table
 from synth_assets.core.generation import BudgetError, spent_by_batches
 from synth_assets.core.llm_batch import BatchApiError, BatchJob, load_job, poll, submit
 from synth_assets.core.llm_cache import ResponseCache
+from synth_assets.core.quotas import attempts_for_batch
 from synth_assets.core.task_config import TaskConfigError
 from synth_assets.defs.jobs import factory_job
 from synth_assets.defs.partitions import BATCHES, batches_up_to
@@ -31,13 +32,15 @@ def advance(factory: FactoryResource, instance: dg.DagsterInstance, key: str) ->
     """One step of ``key``'s Batch API job: submit it if new, else poll it."""
     task = factory.task_for_batch(key)
     lake = factory.lake()
-    seeds = seed_table(task, load_batch(lake, key))
+    record = load_batch(lake, key)
+    seeds = seed_table(task, record)
+    attempts = attempts_for_batch(task, seeds["label"], record.quota_feedback)
     cache = ResponseCache(factory.llm_cache_path)
     try:
         if load_job(lake, key) is None:
             spent = spent_by_batches(lake, batches_up_to(instance, key, inclusive=False))
-            return submit(task, key, seeds, lake, cache, factory.llm_api_key(task), spent)
-        return poll(task, key, seeds, lake, cache, factory.llm_api_key(task))
+            return submit(task, key, seeds, lake, cache, factory.llm_api_key(task), attempts, spent)
+        return poll(task, key, seeds, lake, cache, factory.llm_api_key(task), attempts)
     finally:
         cache.close()
 

@@ -1,11 +1,27 @@
 """Stage 5: dataset version k = real seeds + accepted synthetic rows of passed batches <= k."""
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import dagster as dg
+import pandas as pd
 
 from synth_assets.core.export import EXPORT_COLUMNS, dataset_card, finetune_jsonl
-from synth_assets.core.mix import MIX_VERSION, manifest, mix_version, unique_real_rows
+from synth_assets.core.lake import Lake
+from synth_assets.core.mix import (
+    MIX_VERSION,
+    canonical_seed_ids,
+    label_distribution,
+    manifest,
+    mix_version,
+    total_variation,
+    unique_real_rows,
+)
+from synth_assets.core.report import markdown_table
 from synth_assets.core.review import apply_review
 from synth_assets.core.schemas import training_set_schema
+from synth_assets.core.task_config import TaskConfig
+from synth_assets.core.validation import ValidationResult, validate_shares
 from synth_assets.defs.gated import gated
 from synth_assets.defs.partitions import batches, batches_up_to
 from synth_assets.defs.publishing import counts_table, publish, stage_code_version
@@ -13,10 +29,78 @@ from synth_assets.defs.resources import FactoryResource
 from synth_assets.defs.review import reviews_for_version
 
 EXPORTS = "exports"  # lake folder of each version's CSV, fine-tuning JSONL and dataset card
+FALLBACK_SHARE = 0.75  # synthetic_share: auto with too few seeds to validate on
 POOL_SQL = (
-    "SELECT row_id, text, label, batch, batch_order, generator, model, template_id, template_version "
+    "SELECT row_id, text, label, batch, batch_order, generator, model, template_id, template_version, seed_ids "
     "FROM rows WHERE accepted ORDER BY batch_order, file_row_number"
 )
+
+
+def export_paths(lake: Lake, version: str) -> dict[str, Path]:
+    """Where version ``version`` is exported: CSV, OpenAI fine-tuning chat JSONL, dataset card."""
+    folder = lake.root / EXPORTS
+    return {
+        "csv": lake.csv_path(EXPORTS, version),
+        "finetune_jsonl": folder / f"{version}.jsonl",
+        "dataset_card": folder / f"{version}.md",
+    }
+
+
+@dataclass(frozen=True)
+class VersionInputs:
+    """What version k is mixed from: unique real seeds, the accepted synthetic pool, and which batches count."""
+
+    real: pd.DataFrame
+    pool: pd.DataFrame
+    included: list[str]
+    excluded: dict[str, list[str]]
+    cost_usd: float
+
+
+def version_inputs(instance: dg.DagsterInstance, lake: Lake, version: str) -> VersionInputs:
+    """Seeds of batches <= k, and accepted rows of those whose gate and review passed (reviews applied)."""
+    so_far = batches_up_to(instance, version)
+    verdicts = {batch: lake.read_json("gated", batch) for batch in so_far}
+    reviews = reviews_for_version(instance, lake, version, so_far)
+    failures = {batch: verdicts[batch]["failures"] + reviews.get(batch, {}).get("failures", []) for batch in so_far}
+    included = [batch for batch in so_far if not failures[batch]]
+    seeds = lake.query("seeds", so_far, "SELECT seed_id, text, label, batch, line, batch_order FROM rows")
+    real = unique_real_rows(seeds)
+    canonical = canonical_seed_ids(seeds)
+    pool = lake.query("gated", so_far, POOL_SQL).query("batch in @included").reset_index(drop=True)
+    pool["seed_ids"] = pool["seed_ids"].map(lambda ids: sorted({canonical.get(seed_id, seed_id) for seed_id in ids}))
+    for review in reviews.values():
+        pool = apply_review(pool, review["rows"])
+    cost_by_batch = lake.query("generated", so_far, "SELECT batch, sum(cost_usd) AS cost FROM rows GROUP BY batch")
+    return VersionInputs(
+        real=real,
+        pool=pool,
+        included=included,
+        excluded={batch: failures[batch] for batch in so_far if failures[batch]},
+        cost_usd=float(cost_by_batch.loc[cost_by_batch["batch"].isin(included), "cost"].sum()),
+    )
+
+
+def choose_share(task: TaskConfig, version: str, inputs: VersionInputs) -> tuple[float, str, ValidationResult | None]:
+    """(share, how it was chosen, validation scores) — validation runs for a fixed share too: its per-label F1 feeds quotas."""
+    auto = task.mix.synthetic_share == "auto"
+    shares = task.mix.candidate_shares if auto else [task.mix.synthetic_share]
+    validation = validate_shares(task.name, version, inputs.real, inputs.pool, task.mix, shares, task.evaluation.model)
+    if not auto:
+        return task.mix.synthetic_share, "task.yaml", validation
+    if validation is None:
+        return FALLBACK_SHARE, f"fallback {FALLBACK_SHARE}: too few seeds per label to validate on", None
+    return validation.chosen_share, f"validation macro-F1 over {validation.folds} folds of the seeds", validation
+
+
+def _validation_table(validation: ValidationResult) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "synthetic_share": list(validation.macro_f1_by_share),
+            "validation_macro_f1": list(validation.macro_f1_by_share.values()),
+            "std_across_folds": list(validation.macro_f1_std_by_share.values()),
+        }
+    )
 
 
 @dg.asset(
@@ -27,47 +111,51 @@ POOL_SQL = (
     code_version=stage_code_version(MIX_VERSION, "mix"),
     description=(
         "Dataset version k: real seeds of batches <= k plus accepted synthetic rows of passed "
-        "batches <= k, mixed at the task's ratio, with a manifest."
+        "batches <= k, mixed at the task's (or the validation-chosen) ratio, with a manifest and exports."
     ),
 )
 def training_set(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.MaterializeResult:
     version = context.partition_key
     task = factory.task_for_batch(version)
     lake = factory.lake()
-    so_far = batches_up_to(context.instance, version)
-    verdicts = {batch: lake.read_json("gated", batch) for batch in so_far}
-    reviews = reviews_for_version(context.instance, lake, version, so_far)
-    failures = {batch: verdicts[batch]["failures"] + reviews.get(batch, {}).get("failures", []) for batch in so_far}
-    included = [batch for batch in so_far if not failures[batch]]
-    excluded = {batch: failures[batch] for batch in so_far if failures[batch]}
-    real = unique_real_rows(lake.query("seeds", so_far, "SELECT seed_id, text, label, batch, line, batch_order FROM rows"))
-    pool = lake.query("gated", so_far, POOL_SQL).query("batch in @included").reset_index(drop=True)
-    for review in reviews.values():
-        pool = apply_review(pool, review["rows"])
-    cost_by_batch = lake.query("generated", so_far, "SELECT batch, sum(cost_usd) AS cost FROM rows GROUP BY batch")
-    cost = float(cost_by_batch.loc[cost_by_batch["batch"].isin(included), "cost"].sum())
-    table, mix_summary = mix_version(task.name, version, real, pool, task.mix.synthetic_share)
-    version_manifest = manifest(task.name, version, table, mix_summary, included, excluded, pool, cost, task.gate.model_dump())
+    inputs = version_inputs(context.instance, lake, version)
+    share, chosen_by, validation = choose_share(task, version, inputs)
+    context.log.info(f"{version}: synthetic share {share:g} ({chosen_by})")
+    table, mix_summary = mix_version(task.name, version, inputs.real, inputs.pool, task.mix, share)
+    distribution = label_distribution(table)
+    version_manifest = manifest(
+        task.name,
+        version,
+        table,
+        mix_summary,
+        inputs.included,
+        inputs.excluded,
+        inputs.pool,
+        inputs.cost_usd,
+        task.gate.model_dump(),
+    ) | {
+        "synthetic_share_chosen_by": chosen_by,
+        "validation": validation.summary() if validation else None,
+        "label_distribution_total_variation": total_variation(distribution),
+        "label_distribution": distribution.set_index("label")[["real_share", "version_share"]].round(5).to_dict("index"),
+    }
     manifest_path = lake.write_json("training_set", version, version_manifest)
     rejects = lake.query(
         "gated",
-        included,
+        inputs.included,
         "SELECT reject_reason, count(*) AS n FROM rows WHERE NOT accepted GROUP BY reject_reason",
         empty_columns=["reject_reason", "n"],
     )
-    exports = {
-        "csv": lake.write_csv(EXPORTS, version, table[EXPORT_COLUMNS]),
-        "finetune_jsonl": lake.write_text(EXPORTS, f"{version}.jsonl", finetune_jsonl(table, task)),
-        "dataset_card": lake.write_text(
-            EXPORTS,
-            f"{version}.md",
-            dataset_card(task, version_manifest, dict(zip(rejects["reject_reason"], rejects["n"].astype(int)))),
-        ),
-    }
-    for batch, failures in excluded.items():
+    exports = export_paths(lake, version)
+    lake.write_csv(EXPORTS, version, table[EXPORT_COLUMNS])
+    lake.write_text(EXPORTS, exports["finetune_jsonl"].name, finetune_jsonl(table, task))
+    card = dataset_card(task, version_manifest, dict(zip(rejects["reject_reason"], rejects["n"].astype(int))))
+    lake.write_text(EXPORTS, exports["dataset_card"].name, card)
+    for batch, failures in inputs.excluded.items():
         context.log.warning(f"{version}: batch {batch} left out, its gate failed: {'; '.join(failures)}")
     by_origin = version_manifest["counts"]["by_origin"]
-    context.log.info(f"{version}: {len(table)} rows ({by_origin}) from {len(included)} passed batch(es)")
+    context.log.info(f"{version}: {len(table)} rows ({by_origin}) from {len(inputs.included)} passed batch(es)")
+    skew = distribution.assign(gap=(distribution["version_share"] - distribution["real_share"]).abs())
     return publish(
         lake,
         "training_set",
@@ -78,9 +166,16 @@ def training_set(context: dg.AssetExecutionContext, factory: FactoryResource) ->
             "real_rows": by_origin.get("real", 0),
             "synthetic_rows": by_origin.get("synthetic", 0),
             "synthetic_share": mix_summary["synthetic_share_actual"],
-            "synthetic_share_target": task.mix.synthetic_share,
-            "batches_included": ", ".join(included) or "none",
-            "batches_excluded": ", ".join(excluded) or "none",
+            "synthetic_share_target": share,
+            "synthetic_share_chosen_by": chosen_by,
+            **({"validation_by_share": dg.MetadataValue.md(markdown_table(_validation_table(validation)))} if validation else {}),
+            "balance": task.mix.balance,
+            "label_distribution_total_variation": version_manifest["label_distribution_total_variation"],
+            "labels_furthest_from_real_prior": dg.MetadataValue.md(
+                markdown_table(skew.sort_values(["gap", "label"], ascending=[False, True]).drop(columns="gap").round(4), 5)
+            ),
+            "batches_included": ", ".join(inputs.included) or "none",
+            "batches_excluded": ", ".join(inputs.excluded) or "none",
             "content_hash": version_manifest["content_hash"],
             "cost_usd": version_manifest["generation_cost_usd"],
             "labels_short_of_synthetic": len(mix_summary["synthetic_shortfall_by_label"]),

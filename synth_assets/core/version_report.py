@@ -1,0 +1,143 @@
+"""A dataset version's report: one markdown file with PNG plots beside it, readable without Dagster.
+
+It answers the user's question in order: is this version better than what I had on real data
+(scores next to the real-only baselines and the previous version), at which synthetic share and
+why that one (validation and held-out ratio curves), where it helps and hurts (per-class F1,
+confusions, attribution), and can it be trusted (shift, diversity over versions, leakage,
+label distribution against the real prior, provenance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from synth_assets.core import plots
+from synth_assets.core.lake import atomic_write
+from synth_assets.core.report import markdown_table
+
+REPORT_FILE = "report.md"
+HISTORY_METRICS = ["macro_f1", "discriminator_auc", "distinct_2", "self_similarity", "batch_near_dup_rate"]
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    task: str
+    version: str
+    heldout: dict  # heldout_eval summary (scores, draws, confusions, shift, diversity, leakage)
+    manifest: dict  # training_set manifest
+    curve: pd.DataFrame  # split, synthetic_share, macro_f1_mean, macro_f1_std (heldout and validation)
+    per_class: pd.DataFrame  # label, f1_seeds_only, f1_version[, f1_all_real]
+    confusion: pd.DataFrame
+    attribution: pd.DataFrame
+    distribution: pd.DataFrame  # label, real_share, version_share, ratio
+    history: pd.DataFrame  # version + HISTORY_METRICS, oldest first, this version last
+    exports: dict[str, Path]
+
+
+def _score_rows(inputs: ReportInputs) -> pd.DataFrame:
+    summary, draws = inputs.heldout, inputs.heldout["version_draws"]
+    rows = [
+        ("seeds only (real)", summary["seeds_only"]),
+        ("this version", summary["version"]),
+        *([("all real (reference)", summary["all_real"])] if "all_real" in summary else []),
+    ]
+    table = pd.DataFrame(
+        [{"trained on": name, "rows": s["train_rows"], "accuracy": s["accuracy"], "macro-F1": s["macro_f1"]} for name, s in rows]
+    )
+    table["macro-F1 over draws"] = ""
+    table.loc[table["trained on"] == "this version", "macro-F1 over draws"] = (
+        f"{draws['macro_f1_mean']:.4f} ± {draws['macro_f1_std']:.4f} ({draws['draws']} draws)"
+    )
+    return table
+
+
+def _previous_line(history: pd.DataFrame) -> str:
+    if len(history) < 2:
+        return "This is the task's first evaluated version."
+    previous, current = history.iloc[-2], history.iloc[-1]
+    change = current["macro_f1"] - previous["macro_f1"]
+    return f"Previous version `{previous['version']}`: macro-F1 {previous['macro_f1']:.4f} ({change:+.4f} now)."
+
+
+def _dict_table(values: dict, key: str = "metric", value: str = "value") -> str:
+    return markdown_table(pd.DataFrame(list(values.items()), columns=[key, value]), max_rows=50)
+
+
+def render(inputs: ReportInputs, folder: Path) -> str:
+    """The report's markdown; the plots it links are written into ``folder`` first."""
+    folder.mkdir(parents=True, exist_ok=True)
+    manifest, heldout = inputs.manifest, inputs.heldout
+    chosen = manifest["synthetic_share_target"]
+    plots.ratio_curve(inputs.curve, folder / "ratio_curve.png", chosen)
+    plots.per_class_f1(inputs.per_class, folder / "per_class_f1.png")
+    plots.confusion_heatmap(inputs.confusion, folder / "confusion.png")
+    plots.label_distribution(inputs.distribution, folder / "label_distribution.png")
+    metrics = [metric for metric in HISTORY_METRICS if metric in inputs.history]
+    plots.metrics_over_versions(inputs.history, folder / "over_versions.png", metrics)
+    delta = heldout["delta_macro_f1_vs_seeds_only"]
+    validation = manifest.get("validation")
+    sections = [
+        f"# Dataset version `{inputs.version}` of task `{inputs.task}`",
+        f"**Held-out macro-F1 {heldout['version']['macro_f1']:.4f}, {delta:+.4f} against the seeds alone** "
+        f"({heldout['heldout_rows']} real held-out rows never used for training, choosing or prompting; "
+        f"model `{heldout['model']}`). {_previous_line(inputs.history)}",
+        markdown_table(_score_rows(inputs)),
+        "## Mixing ratio",
+        f"Synthetic share **{chosen:g}** ({manifest['synthetic_share_chosen_by']}), balance `{manifest['balance']}`; "
+        f"{manifest['counts']['by_origin']} rows. The held-out curve trains every point on the version's size "
+        "(rows repeat where a part runs short); 100% is train-synthetic-test-real. The validation curve is scored "
+        "on folds of the seeds and is what `synthetic_share: auto` chooses on.",
+        "![ratio curve](ratio_curve.png)",
+        markdown_table(inputs.curve, max_rows=40),
+        *(
+            ["Validation macro-F1 by share:", _dict_table(validation["macro_f1_by_share"], "share", "macro-F1")]
+            if validation
+            else []
+        ),
+        "## Per class",
+        "![per-class F1](per_class_f1.png)",
+        "Most confused (true → predicted, held-out rows):",
+        markdown_table(pd.DataFrame(heldout["top_confusions"])),
+        "![confusion matrix](confusion.png)",
+        "## Attribution",
+        "Effect on held-out scores of each of the largest groups of synthetic rows: the version's score minus the "
+        "score without the group (negative: the group hurt).",
+        markdown_table(inputs.attribution, max_rows=50),
+        "## Shift and diversity",
+        "Real-vs-synthetic discriminator AUC (0.5: indistinguishable), vocabulary and length divergence, and the "
+        "synthetic rows' diversity on a fixed-size sample (comparable across versions).",
+        _dict_table(heldout["shift"] | {f"synthetic {k}": v for k, v in heldout["diversity"].items()}),
+        "![over versions](over_versions.png)",
+        "## Leakage and privacy",
+        "Distance to the closest real record (1 - cosine of character n-grams) of each synthetic row, against the "
+        "seeds and against the held-out split; the real baseline is how far held-out rows are from the seeds.",
+        _dict_table(heldout["leakage"]),
+        "## Label distribution",
+        f"Total variation from the real prior: {manifest['label_distribution_total_variation']}.",
+        "![label distribution](label_distribution.png)",
+        "## Provenance",
+        _dict_table(
+            {
+                "content hash": manifest["content_hash"],
+                "batches included": ", ".join(manifest["batches_included"]) or "none",
+                "batches excluded": ", ".join(manifest["batches_excluded"]) or "none",
+                "generators (generator, model, template version)": "; ".join(map(str, manifest["generators"])) or "none",
+                "generation cost (USD)": manifest["generation_cost_usd"],
+                "cost per accepted example (USD)": manifest["cost_per_accepted_example_usd"],
+                **{f"export: {kind}": str(path) for kind, path in inputs.exports.items()},
+            },
+            "item",
+        ),
+    ]
+    return "\n\n".join(sections) + "\n"
+
+
+def write_report(inputs: ReportInputs, folder: Path) -> Path:
+    """Write ``folder/report.md`` and its plots; returns the report's path."""
+    text = render(inputs, folder)
+    target = folder / REPORT_FILE
+    atomic_write(target, lambda temp: temp.write_text(text, encoding="utf-8"))
+    return target
