@@ -10,6 +10,7 @@
     python -m synth_assets ingest-review --batch <key> --file <filled sheet>
     python -m synth_assets diff-versions <old version> <new version>
     python -m synth_assets finetune-status <version>    # refresh the fine-tuning jobs of a version (docs/finetuning.md)
+    python -m synth_assets verify-audit [--task T]       # check the hash-chained audit trails (docs/operations.md)
 
 Runs go to the persistent Dagster instance in ``$DAGSTER_HOME`` (this repository by default), so
 the UI (``make ui``) shows every materialization made here.
@@ -46,7 +47,7 @@ def _definitions():
     return defs()
 
 
-def _run_batch(defs, instance, key: str, position: str) -> bool:
+def _run_batch(defs, instance, key: str, position: str):
     """Materialize all six stages for ``key``, printing one line per stage as it finishes."""
     from synth_assets.defs.jobs import FACTORY_STAGES
 
@@ -69,7 +70,47 @@ def _run_batch(defs, instance, key: str, position: str) -> bool:
         for event in result.all_events:
             if event.is_step_failure:
                 print(f"  FAILED {event.step_key}: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
-    return result.success
+    return result
+
+
+def rebuild(args) -> int:
+    """Re-materialize a task's versions in order (a backfill) and say, per version, what changed."""
+    from synth_assets.core.mix import version_change
+    from synth_assets.defs.partitions import task_batches
+
+    instance = _instance()
+    defs = _definitions()
+    lake = _resource(defs).lake()
+    keys = task_batches(instance, args.task)
+    for bound in (args.first, args.last):
+        if bound and bound not in keys:
+            print(f"{bound} is not a batch of task {args.task}; its batches: {', '.join(keys) or 'none'}", file=sys.stderr)
+            return 2
+    chosen = keys[keys.index(args.first) if args.first else 0 : keys.index(args.last) + 1 if args.last else len(keys)]
+    ok, changed = True, 0
+    for number, key in enumerate(chosen, start=1):
+        before = (
+            (lake.read_table("training_set", key), lake.read_json("training_set", key))
+            if lake.has_table("training_set", key)
+            else None
+        )
+        result = _run_batch(defs, instance, key, f"[{number}/{len(chosen)}]")
+        ok = result.success and ok
+        llm = next(
+            (e.materialization.metadata for e in result.get_asset_materialization_events() if e.asset_key.path == ["generated"]),
+            {},
+        )
+        if "llm_requests" in llm:
+            print(f"  LLM: {llm['llm_requests'].value} requests, {llm['llm_from_cache'].value} answered from the cache")
+        if not result.success or not lake.has_table("training_set", key):
+            continue
+        change = version_change(
+            *(before or (None, None)), lake.read_table("training_set", key), lake.read_json("training_set", key)
+        )
+        changed += change["changed"]
+        print(f"  {change['summary']}")
+    print(f"rebuilt {len(chosen)} version(s): {len(chosen) - changed} identical, {changed} changed")
+    return 0 if ok else 1
 
 
 def _resource(defs):
@@ -145,7 +186,7 @@ def demo(args) -> int:
         for number, name in enumerate(DEMO_BATCHES, start=1):
             # One after the other: a batch registered after version k-1 is weighted by its validation F1.
             key = open_batch(instance, factory.lake(), task, f"{task.name}-{name}", task.seeds_path, "refresh")
-            ok = _run_batch(defs, instance, key, f"[{number}/{len(DEMO_BATCHES)}]") and ok
+            ok = _run_batch(defs, instance, key, f"[{number}/{len(DEMO_BATCHES)}]").success and ok
     _print_evaluation(factory, key)
     return 0 if ok else 1
 
@@ -171,7 +212,7 @@ def add_batch(args) -> int:
 
     if uses_batch_api(factory, key):
         return poll_batches(args, keys=[key])
-    ok = _run_batch(defs, instance, key, "[1/1]")
+    ok = _run_batch(defs, instance, key, "[1/1]").success
     _print_evaluation(factory, key)
     return 0 if ok else 1
 
@@ -194,7 +235,7 @@ def poll_batches(args, keys: list[str] | None = None) -> int:
             job = advance(factory, instance, key)
             print(f"{key}: {job.state} ({job_metadata(job)['batch_api_statuses']})", flush=True)
             if job.settled:
-                ok = _run_batch(defs, instance, key, "[batch api]") and ok
+                ok = _run_batch(defs, instance, key, "[batch api]").success and ok
                 _print_evaluation(factory, key)
             else:
                 still_open.append(key)
@@ -264,6 +305,31 @@ def finetune_status(args) -> int:
         outcome = job.fine_tuned_model or (job.error or {}).get("message") or "-"
         print(f"{job.job_id}  {job.status:<16}{job.model}  content {job.content_hash[:12]}  {job.examples} examples  {outcome}")
     return 0
+
+
+def verify_audit(args) -> int:
+    """Check each task's audit trail: the hash chain, and that the latest head Dagster recorded is still in it."""
+    from synth_assets.core.audit import AUDIT_DIR, trail_path, verify
+    from synth_assets.core.batches import task_of
+    from synth_assets.defs.partitions import BATCHES
+    from synth_assets.defs.publishing import recorded_audit_head
+
+    instance = _instance()
+    lake = _resource(_definitions()).lake()
+    tasks = {task_of(key) for key in instance.get_dynamic_partitions(BATCHES)}
+    tasks |= {path.stem for path in (lake.local_root / AUDIT_DIR).glob("*.jsonl")}
+    tasks = {args.task} if args.task else tasks
+    if not tasks:
+        print("no audit trail yet: stages append to one as they run")
+        return 0
+    ok = True
+    for task in sorted(tasks):
+        expected = None if args.chain_only else recorded_audit_head(instance, lake, task)
+        result = verify(trail_path(lake.local_root, task), expected)
+        checked = f"; the head Dagster recorded last ({expected}) is in it" if result.ok and expected else ""
+        print(f"{task}: {result.describe()}{checked}")
+        ok = ok and result.ok
+    return 0 if ok else 1
 
 
 SEMANTIC_MODEL_WHEEL = "mostlyai-qa==1.10.11"
@@ -358,6 +424,19 @@ def main(argv: list[str] | None = None) -> int:
     finetune_parser.set_defaults(handler=finetune_status)
     model_parser = commands.add_parser("fetch-semantic-model", help="download the offline embedding model for semantic dedup")
     model_parser.set_defaults(handler=fetch_semantic_model)
+    audit_parser = commands.add_parser("verify-audit", help="check the hash-chained audit trail of each task")
+    audit_parser.add_argument("--task", help="only this task (default: every task with batches or a trail)")
+    audit_parser.add_argument(
+        "--chain-only", action="store_true", help="check the chain alone, not against the heads recorded in Dagster"
+    )
+    audit_parser.set_defaults(handler=verify_audit)
+    rebuild_parser = commands.add_parser(
+        "rebuild", help="re-materialize a task's versions in order (a backfill) and report which changed and how"
+    )
+    rebuild_parser.add_argument("--task", required=True)
+    rebuild_parser.add_argument("--from", dest="first", help="first batch key (default: the task's first)")
+    rebuild_parser.add_argument("--to", dest="last", help="last batch key (default: the task's last)")
+    rebuild_parser.set_defaults(handler=rebuild)
     status_parser = commands.add_parser("status", help="list batches with gate verdicts and held-out scores")
     status_parser.add_argument("--task")
     status_parser.set_defaults(handler=status)

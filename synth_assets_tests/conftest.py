@@ -128,3 +128,16 @@ def instance():
 
     with dg.DagsterInstance.ephemeral() as live:
         yield live
+
+
+@pytest.fixture
+def home(tmp_path, data_dir, monkeypatch):
+    """A persistent Dagster instance in a temporary DAGSTER_HOME, for the command line."""
+    from synth_assets.defs.resources import DATA_DIR_VARIABLE
+
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    monkeypatch.setenv(DATA_DIR_VARIABLE, str(data_dir))
+    monkeypatch.chdir(tmp_path)
+    return dagster_home

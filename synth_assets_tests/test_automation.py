@@ -6,9 +6,10 @@ from datetime import UTC, datetime
 
 import dagster as dg
 
+from synth_assets.core.task_config import load_task
 from synth_assets.defs.partitions import BATCHES
 from synth_assets.defs.resources import FactoryResource
-from synth_assets.defs.schedules import weekly_refresh_batches
+from synth_assets.defs.schedules import refresh_schedule
 from synth_assets.defs.sensors import incoming_seed_files
 from synth_assets_tests.conftest import write_csv
 
@@ -27,6 +28,7 @@ def test_a_dropped_seed_file_becomes_a_batch_and_a_run(data_dir, instance):
     assert isinstance(result, dg.SensorResult)
     [request] = result.run_requests
     assert request.partition_key.startswith("home-more_seeds-") and request.run_key == request.partition_key
+    assert request.asset_selection == [dg.AssetKey("seeds")], "automation carries the later stages"
     assert result.dynamic_partitions_requests[0].partition_keys == [request.partition_key]
     assert (data_dir / "lake" / "_batches" / f"{request.partition_key}.csv").is_file()
 
@@ -57,9 +59,11 @@ def test_a_file_for_an_unknown_task_is_reported(data_dir, instance):
     assert isinstance(result, dg.SkipReason) and "nosuchtask" in result.skip_message and "task.yaml" in result.skip_message
 
 
-def test_sensor_runs_by_default_and_schedule_is_off():
+def test_sensor_runs_by_default_and_schedule_is_off(data_dir):
     assert incoming_seed_files.default_status == dg.DefaultSensorStatus.RUNNING
-    assert weekly_refresh_batches.default_status == dg.DefaultScheduleStatus.STOPPED
+    schedule = refresh_schedule(load_task(data_dir / "tasks" / "home"))
+    assert schedule.name == "refresh_home" and schedule.default_status == dg.DefaultScheduleStatus.STOPPED
+    assert schedule.cron_schedule == "0 6 * * 1"
 
 
 def test_schedule_opens_one_refresh_batch_per_task_idempotently(data_dir, tmp_path):
@@ -72,9 +76,9 @@ def test_schedule_opens_one_refresh_batch_per_task_idempotently(data_dir, tmp_pa
             with dg.build_schedule_context(
                 instance=instance, scheduled_execution_time=when, resources={"factory": FactoryResource(data_dir=str(data_dir))}
             ) as context:
-                return list(weekly_refresh_batches(context))
+                return refresh_schedule(load_task(data_dir / "tasks" / "home"))(context)
 
-        requests = evaluate()
-        assert [r.partition_key for r in requests] == ["home-refresh_20261123_0600"]
-        assert [r.run_key for r in evaluate()] == ["home-refresh_20261123_0600"]
+        request = evaluate()
+        assert request.partition_key == "home-refresh_20261123_0600" and request.asset_selection == [dg.AssetKey("seeds")]
+        assert evaluate().run_key == "home-refresh_20261123_0600"
         assert instance.get_dynamic_partitions(BATCHES) == ["home-refresh_20261123_0600"]

@@ -2,21 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
-
 from synth_assets.cli import main
-from synth_assets.defs.resources import DATA_DIR_VARIABLE
 from synth_assets_tests.conftest import write_csv
-
-
-@pytest.fixture
-def home(tmp_path, data_dir, monkeypatch):
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
-    monkeypatch.setenv(DATA_DIR_VARIABLE, str(data_dir))
-    monkeypatch.chdir(tmp_path)
-    return dagster_home
 
 
 def test_add_batch_from_a_file_runs_all_stages_and_prints_the_evaluation(home, data_dir, tmp_path, capsys):

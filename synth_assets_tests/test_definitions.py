@@ -23,6 +23,7 @@ EXPECTED_CHECKS = {
     ("heldout_eval", "beats_seeds_only", False),
     ("heldout_eval", "not_below_previous_version", False),
     ("heldout_eval", "diversity_not_collapsing", False),
+    ("gated", "tasks_fresh", False),
 }
 
 
@@ -68,7 +69,10 @@ def test_every_asset_has_a_code_version(graph):
 
 def test_job_sensor_schedule_and_in_process_executor(definitions):
     assert definitions.resolve_job_def("factory") is not None
-    assert sorted(s.name for s in definitions.sensors) == ["incoming_seed_files", "llm_batches"]
-    assert [s.name for s in definitions.schedules] == ["weekly_refresh_batches"]
+    sensors = {s.name: s.default_status for s in definitions.sensors}
+    assert sensors == dict.fromkeys(
+        ["factory_automation", "incoming_seed_files", "llm_batches", "task_freshness"], dg.DefaultSensorStatus.RUNNING
+    )
+    assert sorted(s.name for s in definitions.schedules) == ["refresh_hwu64", "refresh_hwu64_llm"], "one per shipped task"
     assert definitions.executor.name == "in_process"
     assert set(definitions.resources) == {"factory"}

@@ -23,7 +23,7 @@ import pandas as pd
 from synth_assets.core.dedup import synthetic_copies
 from synth_assets.core.hashing import file_sha256
 from synth_assets.core.labelled_data import SUPPORTED_SUFFIXES, InputFileError, read_labelled_file
-from synth_assets.core.lake import Lake
+from synth_assets.core.lake import Lake, LakePath, atomic_write
 from synth_assets.core.task_config import TaskConfig
 from synth_assets.core.text import normalize_text
 
@@ -43,7 +43,7 @@ class BatchRecord:
     kind: str  # "seed_file" (dropped or given on the CLI) or "refresh" (schedule / CLI, task seeds again)
     source: str
     sha256: str
-    input_path: Path
+    input_path: LakePath  # the copy in the lake (local, or in the object store the lake is in)
     quota_feedback: dict | None = None  # the version whose validation F1 weights this batch's quotas
 
 
@@ -149,8 +149,7 @@ def register_batch(
         if existing.sha256 != digest:
             raise BatchKeyError(f"batch {key} is already registered from different bytes ({existing.source}); use a new key")
         return existing
-    input_path.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(source, input_path)
+    atomic_write(input_path, lambda temp: shutil.copyfile(source, temp))
     lake.write_json(
         REGISTRY,
         key,

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+from joblib import Parallel, delayed, parallel_config
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
@@ -29,6 +29,7 @@ from synth_assets.core.hashing import stable_hash
 
 EVALUATION_VERSION = "2026.11.2"
 WORKERS_ENV = "SYNTH_ASSETS_EVAL_WORKERS"
+IDLE_WORKER_SECONDS = 10  # long enough to be reused from training_set's validation to heldout_eval
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,9 @@ def fit_predict_many(trainings: list[pd.DataFrame], texts: pd.Series, model: str
     n_jobs = min(workers(), len(arguments))
     if n_jobs <= 1:
         return [_fit_predict(*args) for args in arguments]
-    return Parallel(n_jobs=n_jobs)(delayed(_fit_predict)(*args) for args in arguments)
+    # Idle workers exit soon: a finished Dagster run process waits for them before it can exit.
+    with parallel_config(backend="loky", idle_worker_timeout=IDLE_WORKER_SECONDS):
+        return Parallel(n_jobs=n_jobs)(delayed(_fit_predict)(*args) for args in arguments)
 
 
 def score_predictions(trained_on: str, train_rows: int, truth: pd.Series, predicted: np.ndarray, labels: list[str]) -> Score:

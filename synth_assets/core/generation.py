@@ -21,11 +21,11 @@ import pandas as pd
 from synth_assets.core import template_generator
 from synth_assets.core.hashing import derive_seed, stable_hash
 from synth_assets.core.lake import Lake
-from synth_assets.core.llm_cache import CachedAnswer, ResponseCache
-from synth_assets.core.llm_client import StructuredOutputUnsupported, prompt_tokens_of, run_requests
+from synth_assets.core.llm_cache import AnswerCache, CachedAnswer
+from synth_assets.core.llm_client import Failure, StructuredOutputUnsupported, prompt_tokens_of, run_requests
 from synth_assets.core.llm_generator import raw_text, slot_outcomes
 from synth_assets.core.pricing import price_for
-from synth_assets.core.prompts import PROMPT_ID, PROMPT_VERSION, build_requests, refinement_request
+from synth_assets.core.prompts import PROMPT_ID, PROMPT_VERSION, GenerationRequest, build_requests, refinement_request
 from synth_assets.core.quotas import uniform_quotas
 from synth_assets.core.task_config import GateConfig, TaskConfig
 
@@ -68,7 +68,7 @@ class BudgetError(RuntimeError):
 class LlmSession:
     """What an LLM backend needs beyond the task: where answers are cached, the key, the caps."""
 
-    cache: ResponseCache
+    cache: AnswerCache
     api_key: str | None
     replay: bool
     spent_by_task_usd: float = 0.0  # what other batches of the task already cost
@@ -80,6 +80,24 @@ class LlmSession:
 class GenerationResult:
     table: pd.DataFrame
     summary: dict = field(default_factory=dict)
+    requests: list[dict] = field(default_factory=list)  # LLM backends: one record per request, for the audit trail
+
+
+def request_record(request: GenerationRequest, result: CachedAnswer | Failure, refines: str = "") -> dict:
+    """What the audit trail keeps of one LLM request: its key, outcome and a digest of the answer (never its text)."""
+    answered = isinstance(result, CachedAnswer)
+    return {
+        "request_key": request.key,
+        "label": request.label,
+        "seed_ids": list(request.seed_ids),
+        "outcome": "answered" if answered else result.reason,
+        "finish_reason": result.finish_reason if answered else None,
+        "response_sha256": stable_hash(result.content, result.refusal, result.finish_reason, length=64) if answered else None,
+        "prompt_tokens": result.prompt_tokens if answered else 0,
+        "completion_tokens": result.completion_tokens if answered else 0,
+        "cost_usd": result.cost_usd if answered else 0.0,
+        **({"refines": refines} if refines else {}),
+    }
 
 
 def spent_by_batches(lake: Lake, batches: list[str]) -> float:
@@ -146,7 +164,7 @@ def budget_left(
     task: TaskConfig,
     batch: str,
     requests,
-    cache: ResponseCache,
+    cache: AnswerCache,
     seeds: pd.DataFrame,
     spent_by_task_usd: float,
     *,
@@ -208,14 +226,15 @@ def _llm_batch(
         _append_rows(
             columns, batch, llm.model, request, results[request.key], slot_outcomes(request, results[request.key], slots)
         )
+    log = [request_record(request, results[request.key]) for request in requests]
     refined = 0
     if llm.refine_max_share > 0 and session.unanswered is None:
         refined, refine_summary = _refine(
-            task, requests, results, columns, session, price, mode, run, budget - summary["spent_usd"]
+            task, requests, results, columns, session, price, mode, run, budget - summary["spent_usd"], log
         )
         summary = {name: value + refine_summary.get(name, 0) for name, value in summary.items()}
     summary |= {"structured_output": mode, "price_table_version": price.table_version, "refinement_requests": refined}
-    return GenerationResult(_frame(columns), summary)
+    return GenerationResult(_frame(columns), summary, log)
 
 
 def _append_rows(columns: dict, batch: str, model: str, request, result, outcomes, replaces: list[str] | None = None) -> None:
@@ -254,11 +273,12 @@ def _fixable_problem(status: str, text: str, gate: GateConfig) -> str | None:
     return None
 
 
-def _refine(task, requests, results, columns, session, price, mode, run, budget) -> tuple[int, dict]:
+def _refine(task, requests, results, columns, session, price, mode, run, budget, log: list[dict]) -> tuple[int, dict]:
     """Ask once more, with the problem as feedback, for the slots rejected for fixable reasons.
 
     At most ``refine_max_share`` of the batch's requests get a follow-up; the new rows name the
     row they replace in ``replaces_row_id`` (the replaced rows stay, rejected with their reason).
+    Each follow-up's :func:`request_record` goes on ``log``, naming the request it refines.
     """
     llm = task.generation.llm
     row_ids, statuses, texts = columns["row_id"], columns["status"], columns["text"]
@@ -277,18 +297,19 @@ def _refine(task, requests, results, columns, session, price, mode, run, budget)
             problems = sorted({problem for _, problem in fixes})
             previous = raw_text(results[request.key]) or "(no usable answer)"
             follow_up = refinement_request(task, request, previous, problems, len(fixes), mode)
-            follow_ups.append((follow_up, [row_id for row_id, _ in fixes]))
+            follow_ups.append((follow_up, [row_id for row_id, _ in fixes], request.key))
     follow_ups = follow_ups[: int(len(requests) * llm.refine_max_share)]
     if not follow_ups:
         return 0, {}
     answers, summary = run_requests(
-        [request for request, _ in follow_ups], llm, session.cache, price, **(run | {"budget_usd": max(budget, 0.0)})
+        [request for request, _, _ in follow_ups], llm, session.cache, price, **(run | {"budget_usd": max(budget, 0.0)})
     )
-    for request, replaced in follow_ups:
+    for request, replaced, refines in follow_ups:
         result = answers[request.key]
         _append_rows(
             columns, columns["batch"][0], llm.model, request, result, slot_outcomes(request, result, len(replaced)), replaced
         )
+        log.append(request_record(request, result, refines))
     return len(follow_ups), summary
 
 

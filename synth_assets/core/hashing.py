@@ -21,10 +21,18 @@ def _encode_path(value: Any) -> str:
     raise TypeError(f"cannot hash {type(value).__name__} stably; pass lists, dicts, strings or numbers")
 
 
+# One encoder for every call: json.dumps with options would build a new one each time.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=_encode_path, ensure_ascii=False)
+
+
+def canonical_json(value: Any) -> str:
+    """``value`` as canonical JSON: sorted keys, no whitespace, UTF-8 text kept as it is."""
+    return _CANONICAL.encode(value)
+
+
 def stable_hash(*parts: Any, length: int = 16) -> str:
     """Hex digest of ``parts`` encoded as canonical JSON (sorted keys, no whitespace)."""
-    payload = json.dumps(parts, sort_keys=True, separators=(",", ":"), default=_encode_path, ensure_ascii=False)
-    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:length]
+    return hashlib.sha256(canonical_json(parts).encode("utf-8")).hexdigest()[:length]
 
 
 def derive_seed(*parts: Any) -> int:
@@ -32,9 +40,10 @@ def derive_seed(*parts: Any) -> int:
     return int(stable_hash(*parts, length=8), 16)
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path | str) -> str:
+    """sha256 of a file's bytes; ``path`` may also be a ``UPath`` in an object store (the lake on S3)."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with (path if hasattr(path, "open") else Path(path)).open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from synth_assets.core.lake import LakePath, as_path
 from synth_assets.core.text import collapse_whitespace, normalize_text
 
 SUPPORTED_SUFFIXES = (".csv", ".jsonl")
@@ -64,14 +65,14 @@ def _jsonl_records(path: Path, content: str) -> Iterable[tuple[int, dict]]:
         yield line_number, record
 
 
-def read_labelled_file(path: Path, labels: Iterable[str], *, reject_duplicates: bool = True) -> pd.DataFrame:
+def read_labelled_file(path: LakePath | str, labels: Iterable[str], *, reject_duplicates: bool = True) -> pd.DataFrame:
     """Validated rows of ``path`` as a DataFrame with columns ``text, label, line``.
 
     Raises :class:`InputFileError` listing every problem found (up to ten) when the file has a
     missing column, an empty text, a label not in ``labels``, a duplicate text (when
     ``reject_duplicates``), broken encoding or no rows at all.
     """
-    path = Path(path)
+    path = as_path(path)  # a batch's input copied into a lake on S3 is read from there
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise InputFileError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}")
     content = _decode(path)

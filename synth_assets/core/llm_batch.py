@@ -27,7 +27,7 @@ import pandas as pd
 
 from synth_assets.core.generation import budget_left
 from synth_assets.core.lake import Lake
-from synth_assets.core.llm_cache import CachedAnswer, ResponseCache
+from synth_assets.core.llm_cache import AnswerCache, CachedAnswer
 from synth_assets.core.pricing import Price, price_for
 from synth_assets.core.prompts import GenerationRequest, build_requests
 from synth_assets.core.task_config import TaskConfig
@@ -123,7 +123,7 @@ def submit(
     partition: str,
     seeds: pd.DataFrame,
     lake: Lake,
-    cache: ResponseCache,
+    cache: AnswerCache,
     api_key: str | None,
     attempts: dict[str, int],
     spent_by_task_usd: float = 0.0,
@@ -167,7 +167,7 @@ def _answer(key: str, body: dict, model: str, price: Price) -> CachedAnswer:
     )
 
 
-def _ingest(client: openai.OpenAI, batch, cache: ResponseCache, model: str, price: Price) -> int:
+def _ingest(client: openai.OpenAI, batch, cache: AnswerCache, model: str, price: Price) -> int:
     """Store every answered item of a finished batch in the cache; returns how many."""
     stored = 0
     if batch.output_file_id:
@@ -187,7 +187,7 @@ def poll(
     partition: str,
     seeds: pd.DataFrame,
     lake: Lake,
-    cache: ResponseCache,
+    cache: AnswerCache,
     api_key: str | None,
     attempts: dict[str, int],
 ) -> BatchJob:

@@ -35,7 +35,7 @@ try:  # a faster event loop when installed (less CPU per request on the loop); a
 except ImportError:  # pragma: no cover - depends on the environment
     _new_event_loop = None
 
-from synth_assets.core.llm_cache import CachedAnswer, ResponseCache
+from synth_assets.core.llm_cache import AnswerCache, CachedAnswer
 from synth_assets.core.pricing import Price
 from synth_assets.core.prompts import GenerationRequest
 from synth_assets.core.task_config import LlmConfig
@@ -206,7 +206,7 @@ class _CacheWriter:
     next ``put`` and by ``close``.
     """
 
-    def __init__(self, cache: ResponseCache):
+    def __init__(self, cache: AnswerCache):
         self.cache = cache
         self.error: BaseException | None = None
         self._queue: queue.SimpleQueue[CachedAnswer | None] = queue.SimpleQueue()
@@ -356,7 +356,7 @@ class _Run:
 def run_requests(
     requests: list[GenerationRequest],
     llm: LlmConfig,
-    cache: ResponseCache,
+    cache: AnswerCache,
     price: Price,
     *,
     api_key: str | None,

@@ -259,3 +259,28 @@ def diff_versions(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=["label", "origin", "added", "removed"])
     table = changes.pivot_table(index=["label", "origin"], columns="change", values="row_id", aggfunc="count", fill_value=0)
     return table.reindex(columns=["added", "removed"], fill_value=0).reset_index().astype({"added": "int64", "removed": "int64"})
+
+
+COMPARED_SETTINGS = ("gate_thresholds", "generators", "mix_version", "synthetic_share_target", "balance", "batches_included")
+
+
+def version_change(
+    old_table: pd.DataFrame | None, old_manifest: dict | None, new_table: pd.DataFrame, new_manifest: dict
+) -> dict:
+    """Did rebuilding a version change it? Content hashes, rows added/removed by label, manifest settings that differ."""
+    if old_table is None or old_manifest is None:
+        return {"changed": True, "summary": f"new version, content hash {new_manifest['content_hash'][:16]}"}
+    if old_manifest["content_hash"] == new_manifest["content_hash"]:
+        return {"changed": False, "summary": f"identical: content hash {new_manifest['content_hash'][:16]} unchanged"}
+    diff = diff_versions(old_table, new_table)
+    settings = [name for name in COMPARED_SETTINGS if old_manifest.get(name) != new_manifest.get(name)]
+    by_label = ", ".join(f"{row.label} +{row.added}/-{row.removed}" for row in diff.head(8).itertuples())
+    return {
+        "changed": True,
+        "settings_changed": settings,
+        "summary": (
+            f"changed: content hash {old_manifest['content_hash'][:16]} -> {new_manifest['content_hash'][:16]}, "
+            f"{int(diff['added'].sum())} rows added, {int(diff['removed'].sum())} removed ({by_label}"
+            f"{', ...' if len(diff) > 8 else ''}); settings changed: {', '.join(settings) or 'none (code or upstream rows)'}"
+        ),
+    }

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from synth_assets.core.lake import atomic_write
+from synth_assets.core.lake import as_path, atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -200,7 +200,7 @@ def _render(path: Path, size_inches: tuple[float, float], draw: Callable[[Figure
     figure = Figure(figsize=size_inches, dpi=DPI, layout="constrained")
     FigureCanvasAgg(figure)
     draw(figure)
-    path = Path(path)
+    path = as_path(path)
     # The temporary name ends in .tmp, so the format must be explicit rather than taken from the suffix.
     atomic_write(path, lambda temp: figure.savefig(temp, format="png", dpi=DPI, metadata=DETERMINISTIC_PNG_METADATA))
     return path

@@ -186,6 +186,18 @@ class EvaluationConfig(_Strict):
         return sorted(set(shares))
 
 
+class OperationsConfig(_Strict):
+    """How the task runs unattended (see docs/operations.md)."""
+
+    refresh_cron: str = Field(
+        "0 6 * * 1", pattern=r"^\S+( \S+){4}$", description="when the task's refresh schedule adds a batch (5-field cron, UTC)"
+    )
+    refresh_schedule: Literal["running", "stopped"] = Field(
+        "stopped", description="whether refresh_<task> starts running (stopped: on an LLM backend every refresh costs money)"
+    )
+    freshness_hours: float = Field(192.0, gt=0, description="no newly accepted batch for this long flags the task as stale")
+
+
 class FinetuneConfig(_Strict):
     """Where the optional ``finetune_job`` asset hands a dataset version over for fine-tuning (docs/finetuning.md)."""
 
@@ -210,6 +222,7 @@ class TaskConfig(_Strict):
     gate: GateConfig = GateConfig()
     mix: MixConfig = MixConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    operations: OperationsConfig = OperationsConfig()
     finetune: FinetuneConfig | None = None
     task_dir: Path = Field(exclude=True)
 

@@ -14,6 +14,7 @@ from synth_assets.core.dedup import (
 from synth_assets.core.embeddings import load_static_model
 from synth_assets.core.labelled_data import read_labelled_file
 from synth_assets.core.schemas import dedup_signatures_schema, deduplicated_schema, validate
+from synth_assets.defs.automation import CROSS_BATCH_POOL, FACTORY_CONDITION
 from synth_assets.defs.generated import generated
 from synth_assets.defs.partitions import batches, batches_up_to
 from synth_assets.defs.publishing import counts_table, publish, stage_code_version
@@ -32,6 +33,8 @@ PAIRS_SHOWN = 20
 
 @dg.asset(
     partitions_def=batches,
+    automation_condition=FACTORY_CONDITION,
+    pool=CROSS_BATCH_POOL,
     deps=[generated],
     group_name="factory",
     kinds={"parquet", "duckdb"},

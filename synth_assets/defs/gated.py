@@ -10,6 +10,7 @@ import dagster as dg
 import pandas as pd
 
 from synth_assets.core.gate import GATE_VERSION, batch_verdict, gate_rows
+from synth_assets.core.hashing import stable_hash
 from synth_assets.core.judge import judge_requests, judgements
 from synth_assets.core.llm_client import run_requests
 from synth_assets.core.pricing import price_for
@@ -17,6 +18,7 @@ from synth_assets.core.probes import PROBES, opening_phrases
 from synth_assets.core.report import markdown_table
 from synth_assets.core.review import review_sample
 from synth_assets.core.schemas import gated_schema
+from synth_assets.defs.automation import FACTORY_CONDITION, LLM_POOL
 from synth_assets.defs.deduplicated import deduplicated
 from synth_assets.defs.generated import llm_session
 from synth_assets.defs.partitions import batches
@@ -58,6 +60,8 @@ def _judge(context, factory: FactoryResource, batch: str, task, generation_cost:
 
 @dg.asset(
     partitions_def=batches,
+    automation_condition=FACTORY_CONDITION,
+    pool=LLM_POOL,
     deps=[deduplicated],
     group_name="factory",
     kinds={"parquet"},
@@ -160,4 +164,10 @@ def gated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.Mat
         },
         sample=table[table["accepted"]][["text", "label", "template_id"]],
         check_results=[check],
+        audit=("gate_decision", verdict | {"llm_judge": judged, "decisions_sha256": _decisions_sha256(table)}),
     )
+
+
+def _decisions_sha256(table: pd.DataFrame) -> str:
+    """One digest of every row's verdict (row id, accepted, reject reason), for the audit trail."""
+    return stable_hash(table["row_id"].tolist(), table["accepted"].tolist(), table["reject_reason"].tolist(), length=64)

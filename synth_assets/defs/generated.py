@@ -12,12 +12,14 @@ from synth_assets.core.generation import (
     spent_by_batches,
     template_version,
 )
+from synth_assets.core.hashing import stable_hash
 from synth_assets.core.llm_batch import load_job, unanswered_reason
-from synth_assets.core.llm_cache import ResponseCache
 from synth_assets.core.quotas import attempts_for_batch
 from synth_assets.core.schemas import generated_schema
+from synth_assets.core.task_config import TaskConfig
+from synth_assets.defs.automation import FACTORY_CONDITION, LLM_POOL
 from synth_assets.defs.partitions import batches, batches_up_to
-from synth_assets.defs.publishing import counts_table, publish, stage_code_version
+from synth_assets.defs.publishing import counts_table, publish, record_llm_requests, stage_code_version
 from synth_assets.defs.resources import FactoryResource
 from synth_assets.defs.seeds import seeds
 
@@ -66,7 +68,7 @@ def llm_session(
         )
 
     return LlmSession(
-        cache=ResponseCache(factory.llm_cache_path),
+        cache=factory.llm_cache(),
         api_key=factory.llm_api_key(factory.task_for_batch(batch)),
         replay=factory.llm_replay,
         spent_by_task_usd=spent_by_batches(factory.lake(), batches_up_to(context.instance, batch, inclusive=False)),
@@ -77,6 +79,8 @@ def llm_session(
 
 @dg.asset(
     partitions_def=batches,
+    automation_condition=FACTORY_CONDITION,
+    pool=LLM_POOL,
     deps=[seeds],
     group_name="factory",
     kinds={"parquet", "openai"},
@@ -96,6 +100,7 @@ def generated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg
         context.log.info(f"{batch}: attempts per label weighted by the validation F1 of version {feedback['version']}")
     lake.write_json("generated", batch, {"attempts_by_label": attempts, "quota_feedback": feedback})
     result = _generate(context, factory, batch, attempts)
+    record_llm_requests(lake, batch, result.requests)
     table = result.table
     failed = table["status"] != "ok"
     context.log.info(
@@ -127,4 +132,25 @@ def generated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg
             "attempts_by_template": counts_table(table["template_id"].value_counts().to_dict(), "template_id"),
         },
         sample=table[["text", "label", "status", "template_id", "seed_ids", "request_key"]],
+        audit=("generation", _generation_audit(task, result)),
     )
+
+
+def _generation_audit(task: TaskConfig, result: GenerationResult) -> dict:
+    """The audit trail's ``generation`` entry of a batch (its llm_request entries precede it)."""
+    table = result.table
+    return {
+        "generator": task.generation.backend,
+        "model": task.generation.llm.model if task.generation.llm else "",
+        "generator_version": generator_version(task),
+        "template_version": template_version(task),
+        "attempts": len(table),
+        "attempts_by_status": table["status"].value_counts().sort_index().to_dict(),
+        "cost_usd": round(float(table["cost_usd"].sum()), 6),
+        "prompt_tokens": int(table["prompt_tokens"].sum()),
+        "completion_tokens": int(table["completion_tokens"].sum()),
+        "llm_requests": len(result.requests),
+        "llm_from_cache": result.summary.get("from_cache", 0),
+        # One digest over every request key and answer digest: ties this entry to its llm_request entries.
+        "llm_requests_sha256": stable_hash([[r["request_key"], r["response_sha256"]] for r in result.requests], length=64),
+    }

@@ -15,6 +15,7 @@ from synth_assets.core.schemas import heldout_metrics_schema
 from synth_assets.core.task_config import TaskConfig
 from synth_assets.core.text import normalize_text
 from synth_assets.core.version_report import HISTORY_METRICS, ReportInputs, write_report
+from synth_assets.defs.automation import FACTORY_CONDITION
 from synth_assets.defs.partitions import batches, batches_up_to
 from synth_assets.defs.publishing import publish, stage_code_version
 from synth_assets.defs.resources import FactoryResource
@@ -149,6 +150,7 @@ def _checks(summary: dict, previous: tuple[str, float] | None, collapse: tuple[b
 
 @dg.asset(
     partitions_def=batches,
+    automation_condition=FACTORY_CONDITION,
     deps=[training_set],
     group_name="factory",
     kinds={"scikitlearn", "parquet"},

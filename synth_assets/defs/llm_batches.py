@@ -14,7 +14,6 @@ import dagster as dg
 from synth_assets.core.batches import BatchKeyError, load_batch, seed_table
 from synth_assets.core.generation import BudgetError, spent_by_batches
 from synth_assets.core.llm_batch import BatchApiError, BatchJob, load_job, poll, submit
-from synth_assets.core.llm_cache import ResponseCache
 from synth_assets.core.quotas import attempts_for_batch
 from synth_assets.core.task_config import TaskConfigError
 from synth_assets.defs.jobs import factory_job
@@ -35,7 +34,7 @@ def advance(factory: FactoryResource, instance: dg.DagsterInstance, key: str) ->
     record = load_batch(lake, key)
     seeds = seed_table(task, record)
     attempts = attempts_for_batch(task, seeds["label"], record.quota_feedback)
-    cache = ResponseCache(factory.llm_cache_path)
+    cache = factory.llm_cache()
     try:
         if load_job(lake, key) is None:
             spent = spent_by_batches(lake, batches_up_to(instance, key, inclusive=False))

@@ -6,14 +6,19 @@ import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
 
+from synth_assets.core.audit import AuditHead, append, append_many, trail_path
+from synth_assets.core.batches import task_of
 from synth_assets.core.hashing import file_sha256, stable_hash
 from synth_assets.core.lake import Lake
 from synth_assets.core.report import markdown_table
 from synth_assets.core.schemas import validate
 from synth_assets.core.task_config import load_tasks
+from synth_assets.defs.partitions import task_batches
 from synth_assets.defs.resources import default_data_dir
 
 SAMPLE_ROWS = 10
+AUDIT_HEAD = "audit_chain_head"  # metadata key: the audit trail's head after this materialization's entry
+AUDITED_ASSETS = ("generated", "gated", "training_set")  # the materializations that record AUDIT_HEAD
 
 
 def stage_code_version(stage_version: str, task_section: str | None = None) -> str:
@@ -42,10 +47,21 @@ def publish(
     metadata: dict,
     sample: pd.DataFrame | None = None,
     check_results: list[dg.AssetCheckResult] | None = None,
+    audit: tuple[str, dict] | None = None,
 ) -> dg.MaterializeResult:
-    """Validate ``table`` against its schema, write it atomically, and describe it for the UI."""
+    """Validate ``table`` against its schema, write it atomically, and describe it for the UI.
+
+    With ``audit=(kind, payload)`` an entry is appended to the task's audit trail once the file is
+    written (the payload plus the file's sha256 and row count), and the trail's new head is the
+    metadata ``audit_chain_head``.
+    """
     path = lake.write_table(asset, batch, validate(table, schema))
     shown = table if sample is None else sample
+    digest = file_sha256(path)
+    if audit is not None:
+        kind, payload = audit
+        head = record_audit(lake, batch, kind, payload | {"table_rows": len(table), "table_sha256": digest})
+        metadata = metadata | {AUDIT_HEAD: str(head)}
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": len(table),
@@ -53,9 +69,41 @@ def publish(
             "sample": dg.MetadataValue.md(markdown_table(shown, SAMPLE_ROWS)),
             **metadata,
         },
-        data_version=dg.DataVersion(file_sha256(path)[:16]),
+        data_version=dg.DataVersion(digest[:16]),
         check_results=check_results or [],
     )
+
+
+def record_audit(lake: Lake, batch: str, kind: str, payload: dict) -> AuditHead:
+    """Append one entry about ``batch`` to its task's audit trail (core/audit.py); returns the new head."""
+    return append(trail_path(lake.local_root, task_of(batch)), kind, batch, payload)
+
+
+def record_llm_requests(lake: Lake, batch: str, requests: list[dict]) -> AuditHead | None:
+    """One ``llm_request`` entry per request record of a batch, appended in one locked write."""
+    return append_many(trail_path(lake.local_root, task_of(batch)), [("llm_request", batch, record) for record in requests])
+
+
+def recorded_audit_head(instance: dg.DagsterInstance, lake: Lake, task: str) -> AuditHead | None:
+    """The furthest head of ``task``'s trail recorded outside it: materialization metadata and ingested reviews.
+
+    One query per audited asset (its latest materialization over the task's partitions) plus the
+    review records in the lake, so it stays cheap however long the trail is.
+    """
+    from synth_assets.defs.review import REVIEWS  # review.py builds on gated.py, which publishes through here
+
+    keys = task_batches(instance, task)
+    heads = []
+    for asset in AUDITED_ASSETS if keys else ():
+        records = instance.fetch_materializations(dg.AssetRecordsFilter(dg.AssetKey(asset), asset_partitions=keys), limit=1)
+        for record in records.records:
+            value = record.asset_materialization.metadata.get(AUDIT_HEAD)
+            if value is not None:
+                heads.append(AuditHead.parse(value.value))
+    for batch in keys:
+        if lake.sidecar_path(REVIEWS, batch).is_file() and AUDIT_HEAD in (review := lake.read_json(REVIEWS, batch)):
+            heads.append(AuditHead.parse(review[AUDIT_HEAD]))
+    return max(heads, key=lambda head: head.seq, default=None)
 
 
 def counts_table(counts: dict, key_name: str, value_name: str = "rows") -> dg.MetadataValue:

@@ -10,28 +10,33 @@ rejected and take the labels they corrected; versions made before stay as they w
 from pathlib import Path
 
 import dagster as dg
-import pandas as pd
 
 from synth_assets.core.batches import task_of
+from synth_assets.core.hashing import file_sha256
 from synth_assets.core.lake import Lake
 from synth_assets.core.review import read_review, review_verdict
 from synth_assets.core.task_config import TaskConfig
 from synth_assets.defs.gated import REVIEW_REQUESTS, gated
 from synth_assets.defs.partitions import batches, task_batches
+from synth_assets.defs.publishing import AUDIT_HEAD, record_audit
 from synth_assets.defs.resources import FactoryResource
 
 REVIEWS = "review"
 REVIEW_CHECK = "reviewed_acceptance"
+REVIEW_NUMBERS = ("judged", "accepted", "rejected", "relabelled", "acceptance")  # shown on the check
 
 
 def ingest_review(instance: dg.DagsterInstance, lake: Lake, task: TaskConfig, batch: str, sheet: Path) -> dict:
     """Validate a filled review sheet and record its verdicts for ``batch``; returns the review verdict."""
-    sample = pd.read_csv(lake.csv_path(REVIEW_REQUESTS, batch), dtype=str, keep_default_na=False)
+    sample = lake.read_csv(REVIEW_REQUESTS, batch, dtype=str, keep_default_na=False)
     reviewed = read_review(sheet, sample, task.labels)
     verdict = review_verdict(reviewed, len(sample), task.gate.review_min_acceptance)
-    lake.write_table(REVIEWS, batch, reviewed)
+    reviewed_path = lake.write_table(REVIEWS, batch, reviewed)
     # Versions added from now on apply the review; rebuilding an older one gives the same bytes.
     record = verdict | {"ingested_after": task_batches(instance, task.name)[-1], "sheet": str(sheet)}
+    evidence = {"sheet_sha256": file_sha256(sheet), "reviewed_sha256": file_sha256(reviewed_path)}
+    head = record_audit(lake, batch, "review_verdict", verdict | {"ingested_after": record["ingested_after"]} | evidence)
+    record[AUDIT_HEAD] = str(head)
     lake.write_json(REVIEWS, batch, record)
     return record
 
@@ -58,7 +63,7 @@ def review_outcome(lake: Lake, batch: str) -> tuple[bool, str, dict]:
     return (
         record["passed"],
         description,
-        {name: record[name] for name in ("judged", "accepted", "rejected", "relabelled", "acceptance")},
+        {name: record[name] for name in (*REVIEW_NUMBERS, AUDIT_HEAD) if name in record},
     )
 
 

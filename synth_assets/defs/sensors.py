@@ -15,7 +15,10 @@ from synth_assets.defs.resources import FactoryResource
     job=factory_job,
     default_status=dg.DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
-    description="Turns each new seed file in data/incoming/<task>/ into a batch partition and a run of the factory.",
+    description=(
+        "Turns each new seed file in data/incoming/<task>/ into a batch partition and materializes its seeds; "
+        "factory_automation runs the later stages."
+    ),
 )
 def incoming_seed_files(context: dg.SensorEvaluationContext, factory: FactoryResource):
     known = set(context.instance.get_dynamic_partitions(BATCHES))
@@ -38,6 +41,11 @@ def incoming_seed_files(context: dg.SensorEvaluationContext, factory: FactoryRes
         return dg.SkipReason("; ".join(problems) if problems else "no new seed files")
     # A Batch API task's run is requested by the llm_batches sensor once its answers are in.
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(partition_key=key, run_key=key) for key in new_keys if not uses_batch_api(factory, key)],
+        run_requests=[seeds_request(key) for key in new_keys if not uses_batch_api(factory, key)],
         dynamic_partitions_requests=[batches.build_add_request(new_keys)],
     )
+
+
+def seeds_request(key: str) -> dg.RunRequest:
+    """Materialize the batch's ``seeds``; the automation sensor carries it through the later stages."""
+    return dg.RunRequest(partition_key=key, run_key=key, asset_selection=[dg.AssetKey("seeds")])

@@ -7,6 +7,7 @@ import dagster as dg
 import pandas as pd
 
 from synth_assets.core.export import EXPORT_COLUMNS, dataset_card, finetune_jsonl
+from synth_assets.core.hashing import file_sha256
 from synth_assets.core.lake import Lake
 from synth_assets.core.mix import (
     MIX_VERSION,
@@ -22,6 +23,7 @@ from synth_assets.core.review import apply_review
 from synth_assets.core.schemas import training_set_schema
 from synth_assets.core.task_config import TaskConfig
 from synth_assets.core.validation import ValidationResult, validate_shares
+from synth_assets.defs.automation import CROSS_BATCH_POOL, FACTORY_CONDITION
 from synth_assets.defs.gated import gated
 from synth_assets.defs.partitions import batches, batches_up_to
 from synth_assets.defs.publishing import counts_table, publish, stage_code_version
@@ -105,6 +107,8 @@ def _validation_table(validation: ValidationResult) -> pd.DataFrame:
 
 @dg.asset(
     partitions_def=batches,
+    automation_condition=FACTORY_CONDITION,
+    pool=CROSS_BATCH_POOL,
     deps=[gated],
     group_name="factory",
     kinds={"parquet", "duckdb"},
@@ -184,4 +188,20 @@ def training_set(context: dg.AssetExecutionContext, factory: FactoryResource) ->
             **{f"export_{kind}": dg.MetadataValue.path(str(path)) for kind, path in exports.items()},
         },
         sample=table.sample(n=min(len(table), 10), random_state=0) if len(table) else table,
+        audit=("version_published", _publication_audit(version_manifest, manifest_path, exports)),
     )
+
+
+def _publication_audit(version_manifest: dict, manifest_path: Path, exports: dict[str, Path]) -> dict:
+    """The audit trail's ``version_published`` entry: what the version holds and the hashes of what trainers take."""
+    return {
+        "content_hash": version_manifest["content_hash"],
+        "counts_by_origin": version_manifest["counts"]["by_origin"],
+        "counts_by_batch": version_manifest["counts"]["by_batch"],
+        "synthetic_share_target": version_manifest["synthetic_share_target"],
+        "synthetic_share_chosen_by": version_manifest["synthetic_share_chosen_by"],
+        "batches_included": version_manifest["batches_included"],
+        "batches_excluded": version_manifest["batches_excluded"],
+        "manifest_sha256": file_sha256(manifest_path),
+        "exports_sha256": {kind: file_sha256(path) for kind, path in sorted(exports.items())},
+    }
