@@ -141,3 +141,25 @@ def home(tmp_path, data_dir, monkeypatch):
     monkeypatch.setenv(DATA_DIR_VARIABLE, str(data_dir))
     monkeypatch.chdir(tmp_path)
     return dagster_home
+
+
+@pytest.fixture(scope="module")
+def fake_llm_settings():
+    """Settings of the module's fake OpenAI server; a test module overrides this fixture to change them."""
+    return None
+
+
+@pytest.fixture(scope="module")
+def fake_llm(fake_llm_settings):
+    """The project's fake OpenAI server, one per test module (a real uvicorn on 127.0.0.1)."""
+    from synth_assets_tests.fake_server import running_fake_openai
+
+    with running_fake_openai(fake_llm_settings) as running:
+        yield running
+
+
+@pytest.fixture
+def server(fake_llm):
+    """The module's fake server, back in its start state for this test."""
+    fake_llm.reset()
+    return fake_llm

@@ -32,17 +32,6 @@ STATUSES_TO_SUCCESS = ["queued", "running", "succeeded"]  # one per retrieve aft
 UP_TO_TRAINING_SET = [dg.AssetKey(stage) for stage in FACTORY_STAGES[: FACTORY_STAGES.index("training_set") + 1]]
 
 
-@pytest.fixture(scope="module")
-def server():
-    with running_fake_openai() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _fresh_server(server):
-    server.reset()
-
-
 @pytest.fixture
 def settings(server) -> FinetuneConfig:
     return FinetuneConfig(model=BASE_MODEL, base_url=server.base_url, api_key_env=KEY_VARIABLE, suffix="home", n_epochs=2)

@@ -19,14 +19,8 @@ SLOTS = REQUESTS * PER_REQUEST
 
 
 @pytest.fixture(scope="module")
-def server():
-    with running_fake_openai(FakeSettings(batch_delay_s=0.2)) as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _fresh_server(server):
-    server.reset()
+def fake_llm_settings():
+    return FakeSettings(batch_delay_s=0.2)
 
 
 @pytest.fixture

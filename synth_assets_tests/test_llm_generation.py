@@ -24,17 +24,6 @@ PER_REQUEST = 3
 REQUESTS = 4 * 2  # 4 labels, per_label 6 -> 2 requests of 3 examples each
 
 
-@pytest.fixture(scope="module")
-def server():
-    with running_fake_openai() as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-def _fresh_server(server):
-    server.reset()
-
-
 def write_llm_task(data_dir, base_url, **llm):
     task_dir = data_dir / "tasks" / "home"
     config = yaml.safe_load((task_dir / "task.yaml").read_text())

@@ -11,14 +11,7 @@ from synth_assets.core.llm_cache import ResponseCache
 from synth_assets.core.llm_client import run_requests
 from synth_assets.core.pricing import price_for
 from synth_assets.core.task_config import GateConfig
-from synth_assets_tests.fake_server import running_fake_openai
 from synth_assets_tests.test_llm_generation import API_KEY, write_llm_task
-
-
-@pytest.fixture(scope="module")
-def server():
-    with running_fake_openai() as running:
-        yield running
 
 
 def _judge_with(task, cache, counts):
