@@ -1,6 +1,7 @@
 """Stage 2: every generation attempt for the batch, with provenance, tokens and cost."""
 
 import dagster as dg
+import pandas as pd
 
 from synth_assets.core import prompts, template_generator
 from synth_assets.core.batches import load_batch
@@ -41,10 +42,9 @@ def _batch_api_unanswered(factory: FactoryResource, batch: str) -> str | None:
 
 
 def _generate(
-    context: dg.AssetExecutionContext, factory: FactoryResource, batch: str, attempts: dict[str, int]
+    context: dg.AssetExecutionContext, factory: FactoryResource, batch: str, seed_rows: pd.DataFrame, attempts: dict[str, int]
 ) -> GenerationResult:
     task = factory.task_for_batch(batch)
-    seed_rows = factory.lake().read_table("seeds", batch)
     if task.generation.backend == "template":
         return generate_batch(task, batch, seed_rows, attempts=attempts)
     unanswered = _batch_api_unanswered(factory, batch) if task.generation.backend == "openai-batch" else None
@@ -95,11 +95,12 @@ def generated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg
     task = factory.task_for_batch(batch)
     lake = factory.lake()
     feedback = load_batch(lake, batch).quota_feedback
-    attempts = attempts_for_batch(task, lake.read_table("seeds", batch)["label"], feedback)
+    seed_rows = lake.read_table("seeds", batch)
+    attempts = attempts_for_batch(task, seed_rows["label"], feedback)
     if feedback and task.generation.quotas == "validation_f1":
         context.log.info(f"{batch}: attempts per label weighted by the validation F1 of version {feedback['version']}")
     lake.write_json("generated", batch, {"attempts_by_label": attempts, "quota_feedback": feedback})
-    result = _generate(context, factory, batch, attempts)
+    result = _generate(context, factory, batch, seed_rows, attempts)
     record_llm_requests(lake, batch, result.requests)
     table = result.table
     failed = table["status"] != "ok"

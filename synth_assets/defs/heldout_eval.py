@@ -80,8 +80,8 @@ def quality_of_text(lake: Lake, version: str, training: pd.DataFrame, heldout: p
     }
 
 
-def history_of(lake: Lake, earlier: list[str], version: str, summary: dict) -> pd.DataFrame:
-    """Scores and text-quality numbers of the task's evaluated versions, oldest first, this one last."""
+def history_of(earlier: dict[str, dict], version: str, summary: dict) -> pd.DataFrame:
+    """Scores and text-quality numbers of the task's evaluated versions (``earlier``: summaries, oldest first), this one last."""
 
     def row(key: str, record: dict) -> dict:
         return {
@@ -93,7 +93,7 @@ def history_of(lake: Lake, earlier: list[str], version: str, summary: dict) -> p
             "batch_near_dup_rate": record.get("batch_near_dup_rate"),
         }
 
-    rows = [row(key, lake.read_json("heldout_eval", key)) for key in earlier] + [row(version, summary)]
+    rows = [row(key, record) for key, record in earlier.items()] + [row(version, summary)]
     return pd.DataFrame(rows).astype({column: float for column in HISTORY_METRICS})
 
 
@@ -184,7 +184,8 @@ def heldout_eval(context: dg.AssetExecutionContext, factory: FactoryResource) ->
     heldout, real_pool = real_splits(task)
     inputs = version_inputs(context.instance, lake, version)
     training = lake.read_table("training_set", version)
-    share = lake.read_json("training_set", version)["synthetic_share_target"]
+    manifest = lake.read_json("training_set", version)
+    share = manifest["synthetic_share_target"]
     labels = sorted(task.labels)
     context.log.info(f"{version}: scoring the version, its draws, ratio curve and attribution on {len(heldout)} held-out rows")
     evaluation = evaluate_on_heldout(
@@ -201,7 +202,6 @@ def heldout_eval(context: dg.AssetExecutionContext, factory: FactoryResource) ->
         task.evaluation,
         lake_score_cache(lake),
     )
-    manifest = lake.read_json("training_set", version)
     seed = derive_seed(task.name, version, "quality")
     summary = evaluation.summary | quality_of_text(lake, version, training, heldout, seed)
     summary |= {"ratio_curve": evaluation.curve.to_dict("records"), "attribution": evaluation.attribution.to_dict("records")}
@@ -210,14 +210,15 @@ def heldout_eval(context: dg.AssetExecutionContext, factory: FactoryResource) ->
         f"{version}: held-out macro-F1 {mixed:.4f} (mean of {draws['draws']} draws {draws['macro_f1_mean']:.4f} "
         f"± {draws['macro_f1_std']:.4f}) vs seeds-only {summary['seeds_only']['macro_f1']:.4f}"
     )
-    earlier = [
-        key
+    earlier = {
+        key: lake.read_json("heldout_eval", key)
         for key in batches_up_to(context.instance, version, inclusive=False)
         if lake.sidecar_path("heldout_eval", key).is_file()
-    ]
-    previous = (earlier[-1], lake.read_json("heldout_eval", earlier[-1])["version"]["macro_f1"]) if earlier else None
+    }
+    last = list(earlier)[-1:]
+    previous = (last[0], earlier[last[0]]["version"]["macro_f1"]) if last else None
     collapse = collapse_verdict(
-        [lake.read_json("heldout_eval", key)["diversity"] | {"version": key} for key in earlier[-1:]],
+        [earlier[key]["diversity"] | {"version": key} for key in last],
         summary["diversity"] | {"version": version},
         COLLAPSE_TOLERANCE,
     )
@@ -233,7 +234,7 @@ def heldout_eval(context: dg.AssetExecutionContext, factory: FactoryResource) ->
             confusion=evaluation.confusion,
             attribution=evaluation.attribution,
             distribution=label_distribution(training),
-            history=history_of(lake, earlier, version, summary),
+            history=history_of(earlier, version, summary),
             exports=export_paths(lake, version),
         ),
         lake.root / REPORTS / version,
