@@ -17,7 +17,12 @@ Two things make a background ``dagster dev`` hard to stop, and both are handled 
   ignore SIGTERM as well. The child resets SIGINT to its default before ``dagster dev`` starts.
 * It spawns the webserver, the daemon, code servers and run workers. It runs in its own session
   (process group), which is signalled as a whole; whatever is still alive after the grace period is
-  killed, and :func:`stop` reports it.
+  killed, and :func:`stop` reports it by pid and command.
+
+The grace period (60 s) is not arbitrary: a code server that is asked to stop first lets the RPCs
+in flight finish for up to ``DAGSTER_GRPC_SHUTDOWN_GRACE_PERIOD`` seconds (Dagster's default is 60),
+and one whose parent is gone stops on its own after its 30-45 s heartbeat timeout. Usually
+everything is gone within a few seconds.
 """
 
 from __future__ import annotations
@@ -126,6 +131,15 @@ def group_members(pgid: int) -> list[int]:
     return sorted(members)
 
 
+def command_line(pid: int) -> str:
+    """``pid: the command`` from /proc, so a process left behind can be named; the bare pid where that is unknown."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return str(pid)
+    return f"{pid}: {' '.join(part.decode(errors='replace') for part in argv if part)[:300]}"
+
+
 @dataclass
 class DevServer:
     process: subprocess.Popen
@@ -135,8 +149,8 @@ class DevServer:
     name: str = "dagster dev"
     location: dict = field(default_factory=dict)
     """Set by :func:`wait_for_location`: ``name``, ``repository``, ``assets`` (user strings), ``jobs``, ``groups``."""
-    killed: list[int] | None = None
-    """Set by :func:`stop`: the pids it had to SIGKILL (empty after a clean shutdown)."""
+    killed: list[str] | None = None
+    """Set by :func:`stop`: the processes it had to SIGKILL, as ``pid: command`` (empty after a clean shutdown)."""
 
     @property
     def url(self) -> str:
@@ -226,10 +240,10 @@ def wait_for_location(server: DevServer, name: str = LOCATION, timeout: float = 
     raise DevServerError(f"{server.name} at {server.url} not ready after {timeout:.0f}s ({last}):\n{log_tail(server.log_path)}")
 
 
-def stop(server: DevServer, timeout: float = 30.0) -> list[int]:
+def stop(server: DevServer, timeout: float = 60.0) -> list[str]:
     """SIGTERM the process group, wait up to ``timeout`` s for it to empty, then SIGKILL what is left.
 
-    Returns the pids that had to be killed (empty after a clean shutdown).
+    Returns the processes that had to be killed as ``pid: command`` (empty after a clean shutdown).
     """
     pgid = server.process.pid  # the session leader: start_new_session makes its pid the group id
     with suppress(ProcessLookupError):
@@ -244,7 +258,7 @@ def stop(server: DevServer, timeout: float = 30.0) -> list[int]:
             return server.killed
         else:
             time.sleep(0.2)
-    server.killed = group_members(pgid)
+    server.killed = [command_line(pid) for pid in group_members(pgid)]
     with suppress(ProcessLookupError):
         os.killpg(pgid, signal.SIGKILL)
     server.process.wait()
@@ -262,7 +276,7 @@ def dagster_dev(
     log_path: Path | None = None,
     location: str = LOCATION,
     ready_timeout: float = 120.0,
-    stop_timeout: float = 30.0,
+    stop_timeout: float = 60.0,
     daemon: bool = True,
 ) -> Iterator[DevServer]:
     """``dagster dev`` running with ``location`` loaded for the block; stopped (never left behind) after it."""
