@@ -40,3 +40,13 @@ def build_factory(data_dir: Path, monkeypatch, instance: dg.DagsterInstance) -> 
     resource = definitions.resources["factory"]
     assert Path(resource.data_dir) == data_dir, "the factory resource must follow SYNTH_ASSETS_DATA_DIR"
     return Factory(definitions, instance, resource)
+
+
+def run_batches(factory: Factory, names: list[str]) -> list[str]:
+    """Open and run one batch per name, in order; every run must succeed. Returns their partition keys."""
+    keys = []
+    for name in names:
+        keys.append(factory.open(name))
+        result = factory.run(keys[-1])
+        assert result.success, [event.message for event in result.all_events if event.is_failure]
+    return keys
