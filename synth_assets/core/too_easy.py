@@ -5,11 +5,11 @@ batch's accepted synthetic rows over ``FOLDS`` folds; a synthetic row it calls s
 probability at least ``threshold`` in its held-out fold looks artificial (templated phrasing, odd
 word order) and teaches the classifier the generator's style rather than the task.
 
-Whether the filter is worth it is decided per batch on real data the test never sees: the seeds
-are split (stratified, seeded) into a training and a validation part, and the task's evaluation
-model is trained on the training seeds plus the synthetic rows with and without the filter (rows
-made from a validation seed left out of both), and the filter is applied only when it raises
-validation macro-F1.
+Whether the filter is worth it is decided per batch on real data the test never sees, on the same
+stratified folds of the seeds the mixing ratio is chosen on (:func:`synth_assets.core.validation.out_of_fold`):
+the task's evaluation model is trained on the other folds' seeds plus the synthetic rows with and
+without the filter (rows made from the fold's seeds left out of both), and the filter is applied
+only when it raises the out-of-fold macro-F1.
 """
 
 from __future__ import annotations
@@ -20,15 +20,13 @@ import numpy as np
 import pandas as pd
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import f1_score
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 
-from synth_assets.core.evaluate import build_model
-from synth_assets.core.validation import made_from_any
+from synth_assets.core.validation import can_validate, out_of_fold
 
-FOLDS = 4
-VALIDATION_SHARE = 0.3
+FOLDS = 4  # of the discriminator
+VALIDATION_FOLDS = 3  # of the seeds, as the mixing ratio's default
 
 
 @dataclass(frozen=True)
@@ -64,22 +62,20 @@ def artificial_rows(real: pd.Series, synthetic: pd.Series, threshold: float, see
 
 
 def decide(seeds: pd.DataFrame, synthetic: pd.DataFrame, threshold: float, model: str, seed: int) -> TooEasyDecision:
-    """Flag the artificial-looking synthetic rows, and apply the flags only if validation macro-F1 rises."""
-    counts = seeds["label"].value_counts()
-    if len(synthetic) < FOLDS or counts.min() < 2 or len(seeds) < 2 * FOLDS or counts.size < 2:
-        # Too few rows to cross-validate or to carve a validation split from: the filter cannot prove itself.
+    """Flag the artificial-looking synthetic rows, and apply the flags only if out-of-fold macro-F1 on the seeds rises."""
+    if len(synthetic) < FOLDS or len(seeds) < 2 * FOLDS or not can_validate(seeds, VALIDATION_FOLDS):
+        # Too few rows to cross-validate the discriminator or to fold the seeds: the filter cannot prove itself.
         return TooEasyDecision(pd.Series(False, index=synthetic.index), False, 0.0, 0.0)
     flagged = artificial_rows(seeds["text"], synthetic["text"], threshold, seed)
-    train, validation = train_test_split(seeds, test_size=VALIDATION_SHARE, stratify=seeds["label"], random_state=seed)
-    # Rows made from a validation seed would grade the validation set on its own paraphrases.
-    held_back = set(validation["seed_id"])
-    usable = ~made_from_any(synthetic["seed_ids"], held_back)
+    kept = synthetic.index[~flagged]
 
-    def score(rows: pd.DataFrame) -> float:
-        rows = rows[usable.loc[rows.index]]
-        data = pd.concat([train[["text", "label"]], rows[["text", "label"]]], ignore_index=True)
-        predicted = build_model(model).fit(data["text"], data["label"]).predict(validation["text"])
-        return float(f1_score(validation["label"], predicted, average="macro", zero_division=0))
+    def with_and_without(train_real: pd.DataFrame, usable: pd.DataFrame, _fold: int) -> list[pd.DataFrame]:
+        columns = ["text", "label"]
+        return [
+            pd.concat([train_real[columns], usable[columns]], ignore_index=True),
+            pd.concat([train_real[columns], usable.loc[usable.index.intersection(kept), columns]], ignore_index=True),
+        ]
 
-    without, with_filter = score(synthetic), score(synthetic[~flagged])
-    return TooEasyDecision(flagged, bool(flagged.any() and with_filter > without), without, with_filter)
+    without, with_filter = out_of_fold(seeds, synthetic, with_and_without, VALIDATION_FOLDS, seed, model)
+    applied = bool(flagged.any() and with_filter.macro_f1 > without.macro_f1)
+    return TooEasyDecision(flagged, applied, without.macro_f1, with_filter.macro_f1)

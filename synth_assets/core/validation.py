@@ -13,6 +13,7 @@ per-label validation F1 at that share, which the next batch's generation quotas 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -63,43 +64,78 @@ def can_validate(real: pd.DataFrame, folds: int) -> bool:
     return real["label"].nunique() >= 2 and int(real["label"].value_counts().max()) >= folds
 
 
+@dataclass(frozen=True)
+class OutOfFold:
+    """One candidate training recipe scored on folds of the seeds: every seed predicted once, by a model that never saw it."""
+
+    predicted: np.ndarray  # per seed row, in the order of the seeds given
+    fold_macro_f1: list[float]
+    macro_f1: float
+    per_label_f1: dict[str, float]
+
+
+TrainingsForFold = Callable[[pd.DataFrame, pd.DataFrame, int], list[pd.DataFrame]]
+
+
+def out_of_fold(
+    real: pd.DataFrame, pool: pd.DataFrame, trainings_for_fold: TrainingsForFold, folds: int, seed: int, model: str
+) -> list[OutOfFold]:
+    """Score candidate training recipes on stratified folds of ``real`` (the seeds).
+
+    For each fold, ``trainings_for_fold(train_real, usable_pool, fold)`` returns one training table per
+    candidate, from the other folds' seeds and the pool rows not made from this fold's seeds. All
+    models are fitted in one parallel call; the result holds one :class:`OutOfFold` per candidate.
+    """
+    real = real.reset_index(drop=True)
+    test_folds = _folds(real, folds, seed)
+    trainings, plan = [], []
+    for fold, test in enumerate(test_folds):
+        usable = pool[~made_from_any(pool["seed_ids"], set(real.loc[test, "seed_id"]))]
+        for candidate, training in enumerate(trainings_for_fold(real.drop(index=test), usable, fold)):
+            trainings.append(training)
+            plan.append((fold, candidate))
+    candidates = 1 + max(candidate for _, candidate in plan)
+    labels = sorted(real["label"].unique())
+    predicted = [np.empty(len(real), dtype=object) for _ in range(candidates)]
+    fold_scores: list[list[float]] = [[] for _ in range(candidates)]
+    # Each fold's texts are predicted by every model, then each model keeps its own fold's rows.
+    for (fold, candidate), predictions in zip(plan, fit_predict_many(trainings, real["text"], model)):
+        test = test_folds[fold]
+        predicted[candidate][test] = predictions[test]
+        fold_scores[candidate].append(
+            f1_score(real.loc[test, "label"], predictions[test], labels=labels, average="macro", zero_division=0)
+        )
+    results = []
+    for candidate in range(candidates):
+        per_label = f1_score(real["label"], predicted[candidate], labels=labels, average=None, zero_division=0)
+        results.append(
+            OutOfFold(
+                predicted=predicted[candidate],
+                fold_macro_f1=fold_scores[candidate],
+                macro_f1=round(float(np.mean(per_label)), 4),
+                per_label_f1={label: round(float(score), 4) for label, score in zip(labels, per_label)},
+            )
+        )
+    return results
+
+
 def validate_shares(
     task: str, version: str, real: pd.DataFrame, pool: pd.DataFrame, policy: MixConfig, shares: list[float], model: str
 ) -> ValidationResult | None:
     """Validation macro-F1 of each share on folds of ``real``; None when the seeds are too few to fold."""
     if not can_validate(real, policy.validation_folds):
         return None
-    real = real.reset_index(drop=True)
-    test_folds = _folds(real, policy.validation_folds, derive_seed(task, "validation"))
-    trainings, plan = [], []
-    for fold, test in enumerate(test_folds):
-        held_back = set(real.loc[test, "seed_id"])
-        train_real = real.drop(index=test)
-        usable = pool[~made_from_any(pool["seed_ids"], held_back)]
-        for share in shares:
-            trainings.append(mix_version(task, f"{version}:fold{fold}", train_real, usable, policy, share)[0])
-            plan.append((fold, share))
-    labels = sorted(real["label"].unique())
-    predicted = {share: np.empty(len(real), dtype=object) for share in shares}
-    fold_scores: dict[float, list[float]] = {share: [] for share in shares}
-    # One parallel call: each fold's texts are predicted by every model, then each model keeps its fold's rows.
-    for (fold, share), predictions in zip(plan, fit_predict_many(trainings, real["text"], model)):
-        test = test_folds[fold]
-        predicted[share][test] = predictions[test]
-        fold_scores[share].append(
-            f1_score(real.loc[test, "label"], predictions[test], labels=labels, average="macro", zero_division=0)
-        )
-    macro = {
-        share: round(float(f1_score(real["label"], predicted[share], labels=labels, average="macro", zero_division=0)), 4)
-        for share in shares
-    }
-    chosen = max(shares, key=lambda share: (macro[share], -share))
-    per_label = f1_score(real["label"], predicted[chosen], labels=labels, average=None, zero_division=0)
+
+    def mixes(train_real: pd.DataFrame, usable: pd.DataFrame, fold: int) -> list[pd.DataFrame]:
+        return [mix_version(task, f"{version}:fold{fold}", train_real, usable, policy, share)[0] for share in shares]
+
+    scored = dict(zip(shares, out_of_fold(real, pool, mixes, policy.validation_folds, derive_seed(task, "validation"), model)))
+    chosen = max(shares, key=lambda share: (scored[share].macro_f1, -share))
     return ValidationResult(
-        folds=len(test_folds),
+        folds=len(scored[chosen].fold_macro_f1),
         rows=len(real),
-        macro_f1_by_share=macro,
-        macro_f1_std_by_share={share: round(float(np.std(fold_scores[share], ddof=1)), 4) for share in shares},
+        macro_f1_by_share={share: result.macro_f1 for share, result in scored.items()},
+        macro_f1_std_by_share={share: round(float(np.std(result.fold_macro_f1, ddof=1)), 4) for share, result in scored.items()},
         chosen_share=chosen,
-        per_label_f1={label: round(float(score), 4) for label, score in zip(labels, per_label)},
+        per_label_f1=scored[chosen].per_label_f1,
     )
