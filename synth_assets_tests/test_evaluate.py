@@ -50,10 +50,13 @@ def test_training_on_the_heldout_texts_scores_perfectly():
     assert score.accuracy == 1.0 and score.macro_f1 == 1.0
 
 
-def test_one_label_cannot_be_trained():
+def test_one_label_cannot_be_trained_and_the_table_is_named():
     one = _frame({"alarm_set": SEEDS["alarm_set"]}, "real")
-    with pytest.raises(ValueError, match="at least 2 are needed"):
+    with pytest.raises(ValueError, match="cannot train 'seeds': it has 1 label"):
         train_and_score("seeds", one, _frame(HELDOUT, "real"), LABELS)
+    trainings = {"version": _frame(SEEDS, "real"), "only_alarms": one}
+    with pytest.raises(ValueError, match="cannot train 'only_alarms': it has 1 label"):
+        score_trainings(trainings, _frame(HELDOUT, "real"), LABELS, "tfidf_logreg")
 
 
 def test_unknown_model_is_named():

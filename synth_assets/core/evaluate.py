@@ -77,11 +77,17 @@ def _fit_predict(train: pd.DataFrame, texts: pd.Series, model: str) -> np.ndarra
     return build_model(model).fit(train["text"], train["label"]).predict(texts)
 
 
-def fit_predict_many(trainings: list[pd.DataFrame], texts: pd.Series, model: str) -> list[np.ndarray]:
-    """Fit one model per training table (``text, label``) and predict ``texts`` with each, in parallel."""
+def fit_predict_many(
+    trainings: list[pd.DataFrame], texts: pd.Series, model: str, names: list[str] | None = None
+) -> list[np.ndarray]:
+    """Fit one model per training table (``text, label``) and predict ``texts`` with each, in parallel.
+
+    ``names`` (one per table) name a table that cannot be trained in the error; else its position does.
+    """
     for index, train in enumerate(trainings):
         if train["label"].nunique() < 2:
-            raise ValueError(f"cannot train table {index}: it has {train['label'].nunique()} label(s), at least 2 are needed")
+            name = repr(names[index]) if names else f"table {index}"
+            raise ValueError(f"cannot train {name}: it has {train['label'].nunique()} label(s), at least 2 are needed")
     build_model(model)
     arguments = [(train[["text", "label"]], texts, model) for train in trainings]
     n_jobs = min(workers(), len(arguments))
@@ -110,9 +116,7 @@ def train_and_score(
     trained_on: str, train: pd.DataFrame, heldout: pd.DataFrame, labels: list[str], model: str = "tfidf_logreg"
 ) -> Score:
     """Fit ``model`` on ``train`` (text, label) and score it on ``heldout`` (text, label)."""
-    if train["label"].nunique() < 2:
-        raise ValueError(f"cannot train {trained_on!r}: it has {train['label'].nunique()} label(s), at least 2 are needed")
-    (predicted,) = fit_predict_many([train], heldout["text"], model)
+    (predicted,) = fit_predict_many([train], heldout["text"], model, [trained_on])
     return score_predictions(trained_on, len(train), heldout["label"], predicted, labels)
 
 
@@ -144,7 +148,7 @@ def score_trainings(
     cached = {name: cache[0](keys[name]) for name in trainings if name not in keep_predictions} if cache else {}
     scores = {name: Score.from_record(name, record) for name, record in cached.items() if record is not None}
     to_fit = [name for name in trainings if name not in scores]
-    predictions = dict(zip(to_fit, fit_predict_many([trainings[name] for name in to_fit], heldout["text"], model)))
+    predictions = dict(zip(to_fit, fit_predict_many([trainings[name] for name in to_fit], heldout["text"], model, to_fit)))
     for name in to_fit:
         scores[name] = score_predictions(name, len(trainings[name]), heldout["label"], predictions[name], labels)
         if cache:
