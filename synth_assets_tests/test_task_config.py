@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from synth_assets.core.task_config import TaskConfigError, load_task, load_tasks
+from synth_assets.core.task_config import TaskConfigError, load_task, load_tasks, loadable_tasks
 from synth_assets_tests.conftest import write_task
 
 
@@ -83,3 +83,15 @@ def test_invalid_yaml_is_reported(data_dir):
 def test_load_tasks_finds_every_task_folder(data_dir):
     write_task(data_dir, name="second")
     assert sorted(load_tasks(data_dir / "tasks")) == ["home", "second"]
+
+
+def test_loadable_tasks_leave_out_a_broken_task_and_follow_edits(data_dir):
+    write_task(data_dir, name="second")
+    write_task(data_dir, name="broken")
+    (data_dir / "tasks" / "broken" / "task.yaml").write_text("name: broken\nlabels: [", encoding="utf-8")
+    tasks = loadable_tasks(data_dir / "tasks")
+    assert sorted(tasks) == ["home", "second"]
+    assert loadable_tasks(data_dir / "tasks")["home"] is tasks["home"], "an unchanged task.yaml is not parsed again"
+
+    _edit(data_dir / "tasks" / "home", lambda c: c.update(mix={"synthetic_share": 0.5}))
+    assert loadable_tasks(data_dir / "tasks")["home"].mix.synthetic_share == 0.5

@@ -7,6 +7,7 @@ user fixes a typo in one try instead of reading a traceback.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
@@ -317,3 +318,25 @@ def load_tasks(tasks_root: Path) -> dict[str, TaskConfig]:
     if not root.is_dir():
         return {}
     return {path.parent.name: load_task(path.parent) for path in sorted(root.glob(f"*/{TASK_FILE}"))}
+
+
+def loadable_tasks(tasks_root: Path) -> dict[str, TaskConfig]:
+    """The tasks under ``tasks_root`` whose task.yaml loads; the others are left out (their error surfaces when they run).
+
+    For what is built when the definitions load (every stage's code version, the schedules): each
+    task.yaml is parsed once per content, not once per stage.
+    """
+    tasks = {}
+    for path in sorted(Path(tasks_root).glob(f"*/{TASK_FILE}")):
+        task = _load_unless_broken(path.parent, path.read_bytes())
+        if task is not None:
+            tasks[path.parent.name] = task
+    return tasks
+
+
+@lru_cache(maxsize=1024)
+def _load_unless_broken(task_dir: Path, _content: bytes) -> TaskConfig | None:
+    try:
+        return load_task(task_dir)
+    except TaskConfigError:
+        return None

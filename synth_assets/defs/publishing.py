@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import dagster as dg
 import pandas as pd
 import pandera.pandas as pa
@@ -12,7 +14,7 @@ from synth_assets.core.hashing import file_sha256, stable_hash
 from synth_assets.core.lake import Lake
 from synth_assets.core.report import markdown_table
 from synth_assets.core.schemas import validate
-from synth_assets.core.task_config import load_tasks
+from synth_assets.core.task_config import loadable_tasks
 from synth_assets.defs.partitions import task_batches
 from synth_assets.defs.resources import default_data_dir
 
@@ -30,10 +32,7 @@ def stage_code_version(stage_version: str, task_section: str | None = None) -> s
     """
     settings = {}
     if task_section:
-        try:
-            tasks = load_tasks(f"{default_data_dir()}/tasks")
-        except ValueError:
-            tasks = {}
+        tasks = loadable_tasks(Path(default_data_dir(), "tasks"))
         settings = {name: task.settings_fingerprint()[task_section] for name, task in tasks.items()}
     return stable_hash(stage_version, settings, length=12)
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 
 from synth_assets.core.batches import key_for_refresh
-from synth_assets.core.task_config import TASK_FILE, TaskConfig, TaskConfigError, load_task
+from synth_assets.core.task_config import TaskConfig, loadable_tasks
 from synth_assets.defs.jobs import factory_job
 from synth_assets.defs.llm_batches import uses_batch_api
 from synth_assets.defs.partitions import open_batch
@@ -55,10 +55,6 @@ def refresh_schedule(task: TaskConfig) -> dg.ScheduleDefinition:
 
 @dg.definitions
 def refresh_schedules() -> dg.Definitions:
-    schedules = []
-    for task_file in sorted(Path(default_data_dir(), "tasks").glob(f"*/{TASK_FILE}")):
-        try:
-            schedules.append(refresh_schedule(load_task(task_file.parent)))
-        except TaskConfigError:
-            continue  # a task whose task.yaml does not load gets no schedule; its error surfaces when it runs
-    return dg.Definitions(schedules=schedules)
+    # A task whose task.yaml does not load gets no schedule; its error surfaces when it runs.
+    tasks = loadable_tasks(Path(default_data_dir(), "tasks"))
+    return dg.Definitions(schedules=[refresh_schedule(task) for task in tasks.values()])
