@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 INSTALLED := $(VENV)/.installed
 export DAGSTER_HOME := $(CURDIR)
 
-.PHONY: demo demo-llm test ui clean-data
+.PHONY: demo demo-llm new-task test ui clean-data
 
 $(INSTALLED): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,8 +14,16 @@ $(INSTALLED): pyproject.toml
 	touch $(INSTALLED)
 
 ## Run the whole factory on the shipped demo task (offline) and print where the results are.
+## TASK=<name> runs it on another task instead (e.g. one made with `make new-task`).
+TASK ?= hwu64
 demo: $(INSTALLED)
-	$(PY) -m synth_assets demo
+	$(PY) -m synth_assets demo --task $(TASK)
+
+## Make a task from a labelled dataset folder (train.csv and test.csv with text,label):
+##   make new-task NAME=mytask FROM=path/to/dataset
+new-task: $(INSTALLED)
+	@test -n "$(NAME)" -a -n "$(FROM)" || { echo "usage: make new-task NAME=mytask FROM=path/to/dataset" >&2; exit 2; }
+	$(PY) -m synth_assets new-task $(NAME) --from $(FROM)
 
 ## The same factory on the openai backend, against the project's fake OpenAI server (no key, no network).
 demo-llm: $(INSTALLED)

@@ -1,6 +1,8 @@
 """Command line: add a batch and run the factory on it, run the demo, list batches.
 
     python -m synth_assets demo                          # the whole factory on the demo task
+    python -m synth_assets new-task mytask --from path/to/dataset   # a task from train/test splits
+    python -m synth_assets demo --task mytask            # the whole factory on it
     python -m synth_assets demo --task hwu64_llm --with-fake-llm   # the same on the openai backend
     python -m synth_assets add-batch --task hwu64 --file new_seeds.csv
     python -m synth_assets add-batch --task hwu64        # a refresh batch from the task's seeds
@@ -189,6 +191,51 @@ def demo(args) -> int:
             ok = _run_batch(defs, instance, key, f"[{number}/{len(DEMO_BATCHES)}]").success and ok
     _print_evaluation(factory, key)
     return 0 if ok else 1
+
+
+def new_task(args) -> int:
+    from synth_assets.core.new_task import NewTaskError, create_task, split_files
+    from synth_assets.defs.resources import default_data_dir
+
+    if args.source and (args.train or args.test):
+        raise NewTaskError("give either --from (a folder with train and test files) or --train and --test, not both")
+    if args.source:
+        source = Path(args.source)
+        train, test = split_files(source)
+    elif args.train and args.test:
+        source, train, test = None, Path(args.train), Path(args.test)
+    else:
+        raise NewTaskError("say where the data is: --from <folder with train.csv and test.csv>, or --train FILE --test FILE")
+    made = create_task(
+        args.name,
+        train,
+        test,
+        Path(default_data_dir()) / "tasks",
+        seeds_per_label=args.seeds_per_label,
+        draw=args.draw,
+        text_kind=args.text_kind,
+        license=args.license,
+        source_folder=source,
+        overwrite=args.overwrite,
+    )
+    rows = made.rows
+    print(f"task {args.name} written to {made.task_dir}")
+    print(f"  {len(made.labels)} labels; seeds {rows['seeds']} (up to {args.seeds_per_label} per label, draw {args.draw}),")
+    print(f"  heldout {rows['heldout']} (the test split), real_pool {rows['real_pool']} (the train split)")
+    label, count = made.smallest_label
+    if count < args.seeds_per_label:
+        print(f"  label {label} has only {count} train rows: it gets {count} seeds")
+    for reason, dropped in made.dropped.items():
+        print(f"  dropped {dropped} row(s): {reason}")
+    print(f"  gate length bounds fit every real text: max_chars {made.max_chars}")
+    print(
+        f"  licence: {made.license or 'unknown: set license in task.yaml'}"
+        + (f"; copied {', '.join(made.copied)}" if made.copied else "")
+    )
+    print(f"Next: describe each label in {made.task_dir / 'task.yaml'} (made from the names), then run")
+    print(f"  make demo TASK={args.name}   (or .venv/bin/python -m synth_assets demo --task {args.name}): two batches, scored")
+    print("  on the held-out split")
+    return 0
 
 
 def add_batch(args) -> int:
@@ -395,6 +442,19 @@ def main(argv: list[str] | None = None) -> int:
         "--with-fake-llm", action="store_true", help="serve the project's fake OpenAI server at the task's local base_url"
     )
     demo_parser.set_defaults(handler=demo)
+    new_task_parser = commands.add_parser("new-task", help="make a task from a labelled dataset's train and test splits")
+    new_task_parser.add_argument("name", help="task name: 1-40 characters of a-z, 0-9 and _")
+    new_task_parser.add_argument(
+        "--from", dest="source", help="folder with train.csv/.jsonl and test.csv/.jsonl (SOURCE.md copied)"
+    )
+    new_task_parser.add_argument("--train", help="the train split (CSV/JSONL with text,label): seeds and the all-real pool")
+    new_task_parser.add_argument("--test", help="the test split: the held-out data versions are scored on")
+    new_task_parser.add_argument("--seeds-per-label", type=int, default=10, help="real seeds drawn per label (default 10)")
+    new_task_parser.add_argument("--draw", type=int, default=0, help="random state of the seed draw (default 0)")
+    new_task_parser.add_argument("--text-kind", default="text", help='what the texts are, e.g. "customer support message"')
+    new_task_parser.add_argument("--license", help="licence of the data (default: read from SOURCE.md when there is one)")
+    new_task_parser.add_argument("--overwrite", action="store_true", help="replace the files of an existing task of that name")
+    new_task_parser.set_defaults(handler=new_task)
     add_parser = commands.add_parser("add-batch", help="add a batch partition and materialize it")
     add_parser.add_argument("--task", required=True)
     add_parser.add_argument("--file", help="seed file (CSV/JSONL with text,label); default: the task's own seeds")

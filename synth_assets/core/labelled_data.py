@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from synth_assets.core.lake import LakePath, as_path
+from synth_assets.core.task_config import LABEL_PATTERN
 from synth_assets.core.text import collapse_whitespace, normalize_text
 
 SUPPORTED_SUFFIXES = (".csv", ".jsonl")
@@ -65,19 +66,21 @@ def _jsonl_records(path: Path, content: str) -> Iterable[tuple[int, dict]]:
         yield line_number, record
 
 
-def read_labelled_file(path: LakePath | str, labels: Iterable[str], *, reject_duplicates: bool = True) -> pd.DataFrame:
+def read_labelled_file(
+    path: LakePath | str, labels: Iterable[str] | None, *, reject_duplicates: bool = True
+) -> pd.DataFrame:
     """Validated rows of ``path`` as a DataFrame with columns ``text, label, line``.
 
     Raises :class:`InputFileError` listing every problem found (up to ten) when the file has a
-    missing column, an empty text, a label not in ``labels``, a duplicate text (when
-    ``reject_duplicates``), broken encoding or no rows at all.
+    missing column, an empty text, a label not in ``labels`` (``None``: any label a task may have,
+    for importing a dataset), a duplicate text (when ``reject_duplicates``), broken encoding or no rows at all.
     """
     path = as_path(path)  # a batch's input copied into a lake on S3 is read from there
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise InputFileError(f"{path}: unsupported file type {path.suffix!r}; use one of {', '.join(SUPPORTED_SUFFIXES)}")
     content = _decode(path)
     records = _csv_records(path, content) if path.suffix.lower() == ".csv" else _jsonl_records(path, content)
-    known = set(labels)
+    known = set(labels) if labels is not None else None
     rows: list[dict] = []
     problems: list[str] = []
     first_line_of: dict[str, int] = {}
@@ -88,7 +91,12 @@ def read_labelled_file(path: LakePath | str, labels: Iterable[str], *, reject_du
             problems.append(f"line {line}: empty text; write the example or delete the line")
         elif not normalize_text(text):
             problems.append(f"line {line}: text {text!r} has no letters or digits; delete the line")
-        if label not in known:
+        if known is None:
+            if not label:
+                problems.append(f"line {line}: empty label; write the label or delete the line")
+            elif not LABEL_PATTERN.match(label):
+                problems.append(f"line {line}: label {label!r} cannot be a label (1-80 characters, no spaces); rename it")
+        elif label not in known:
             shown = ", ".join(sorted(known)[:8]) + (", ..." if len(known) > 8 else "")
             problems.append(f"line {line}: unknown label {label!r}; use a label from task.yaml ({shown}) or add it there")
         key = normalize_text(text)
