@@ -53,3 +53,13 @@ def test_the_classifier_tier_sees_only_rows_the_cheap_filters_kept(seed_rows):
         "",
         "",
     ]
+
+
+def test_a_two_label_task_is_checked_although_no_label_can_rank_below_second(seed_rows):
+    binary = seed_rows[seed_rows["label"].isin(["lights_off", "play_music"])]
+    checker = LabelChecker.fit(binary["text"], binary["label"], dispute_rank=3, dispute_ratio=1.5)
+    texts = pd.Series(HELDOUT["lights_off"] + HELDOUT["play_music"])
+    truth = ["lights_off"] * len(HELDOUT["lights_off"]) + ["play_music"] * len(HELDOUT["play_music"])
+    swapped = ["play_music" if label == "lights_off" else "lights_off" for label in truth]
+    assert (checker.disputes(texts, pd.Series(swapped)) != "").sum() >= len(texts) - 1
+    assert (checker.disputes(texts, pd.Series(truth)) == "").all()

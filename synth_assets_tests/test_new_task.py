@@ -28,6 +28,7 @@ def dataset(tmp_path):
         ("Set an alarm for seven tomorrow morning!", "alarm_set"),  # a repeat of a train text (case, punctuation)
         ("play some classical music", "play_music"),  # also in the test split
         (LONG_REVIEW, "play_music"),
+        ("?", "weather_query"),  # a stray row with no words (line 37)
     ]
     write_csv(folder / "train.csv", train)
     write_csv(folder / "test.csv", rows_of(HELDOUT) + [("what's the weather in Berlin", "weather_query")])
@@ -47,10 +48,14 @@ def test_a_dataset_becomes_a_task_with_seeds_drawn_per_label_and_cleaning_report
     pool = pd.read_csv(task.real_pool_path, keep_default_na=False)
     heldout = pd.read_csv(task.heldout_path, keep_default_na=False)
     assert seeds["label"].value_counts().to_dict() == dict.fromkeys(SEEDS, 3)
+    given = pd.read_csv(dataset / "train.csv", keep_default_na=False).query("text != '?'")
+    published_draw = given.groupby("label").sample(n=3, random_state=0)
+    assert list(seeds["text"]) == list(published_draw["text"]), "the few-shot baselines' draw, row for row"
     assert set(seeds["text"]) <= set(pool["text"]), "seeds are drawn from the train split"
     assert not set(pool["text"]) & set(heldout["text"]), "nothing scored on is trained on"
     assert len(heldout) == len(rows_of(HELDOUT)), "the repeated test text keeps its first row"
     assert made.dropped == {
+        "text without letters or digits in the train split (lines 37)": 1,
         "repeated text in the train split": 1,
         "repeated text in the test split": 1,
         "train text also in the test split": 1,
@@ -90,7 +95,8 @@ def test_a_licence_is_read_from_the_first_sentence_under_its_heading():
 def test_new_task_then_demo_runs_the_whole_factory_on_the_new_task(home, data_dir, dataset, capsys):
     assert main(["new-task", "tiny", "--from", str(dataset), "--seeds-per-label", "6", "--text-kind", "voice command"]) == 0
     out = capsys.readouterr().out
-    assert "task tiny written to" in out and "seeds 24 (up to 6 per label, draw 0)" in out
+    seeds = len(pd.read_csv(data_dir / "tasks" / "tiny" / "seeds.csv"))
+    assert "task tiny written to" in out and f"seeds {seeds} (up to 6 per label, draw 0)" in out and seeds > 20
     assert "dropped 1 row(s): train text also in the test split" in out and "demo --task tiny" in out
     assert yaml.safe_load((data_dir / "tasks" / "tiny" / "task.yaml").read_text())["text_kind"] == "voice command"
 

@@ -25,7 +25,7 @@ from synth_assets.core.schemas import GENERATION_FAILURES
 from synth_assets.core.task_config import GateConfig
 from synth_assets.core.too_easy import decide
 
-GATE_VERSION = "2026.11.2"
+GATE_VERSION = "2026.11.3"
 # Leftovers of a template or prompt: {slot}, [[slot]], <SLOT>, ${var}.
 _TEMPLATE_MARKER = re.compile(r"\{[^{}]{0,40}\}|\[\[|\]\]|<[A-Z_]{2,}>|\$\{")
 

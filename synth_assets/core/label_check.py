@@ -4,7 +4,9 @@ The expensive tier of the gate, run only on rows every cheap filter kept. TF-IDF
 2-5 grams (robust to the spelling and word-form variety of short texts) and a logistic regression,
 trained on the batch's real seeds. A row is disputed when its claimed label is not among the
 classifier's ``dispute_rank`` most likely labels *and* the most likely label is at least
-``dispute_ratio`` times as probable: a confident disagreement, not a close call.
+``dispute_ratio`` times as probable: a confident disagreement, not a close call. A task with no
+more labels than ``dispute_rank`` would never see a dispute, so there the rank needed is one less
+than the number of labels (for two labels: the claimed one is not the classifier's choice).
 
 Measured on HWU64 (10 seeds per label, template rows, 10% of labels replaced by a random wrong
 one; see bench/README.md): precision 1.00 and recall 0.95-0.97 at rank 3 and ratio 5, with no
@@ -51,7 +53,9 @@ class LabelChecker:
         p_claimed = np.where(known, proba[np.arange(len(texts)), column], 0.0)
         rank = (proba > p_claimed[:, None]).sum(axis=1) + 1
         top = proba.argmax(axis=1)
-        disputed = known & (rank > self.dispute_rank) & (proba.max(axis=1) >= self.dispute_ratio * p_claimed)
+        # With k labels no claimed label ranks below #k: a task of 2 or 3 labels needs only "not the first choice(s)".
+        needed_rank = min(self.dispute_rank, len(classes) - 1)
+        disputed = known & (rank > needed_rank) & (proba.max(axis=1) >= self.dispute_ratio * p_claimed)
         details = [
             f"a classifier on the seeds ranks {label!r} #{r} ({p:.3f}); it says {classes[t]!r} ({proba[i, t]:.3f})"
             if flag

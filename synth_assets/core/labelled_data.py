@@ -67,13 +67,15 @@ def _jsonl_records(path: Path, content: str) -> Iterable[tuple[int, dict]]:
 
 
 def read_labelled_file(
-    path: LakePath | str, labels: Iterable[str] | None, *, reject_duplicates: bool = True
+    path: LakePath | str, labels: Iterable[str] | None, *, reject_duplicates: bool = True, drop_textless: bool = False
 ) -> pd.DataFrame:
     """Validated rows of ``path`` as a DataFrame with columns ``text, label, line``.
 
     Raises :class:`InputFileError` listing every problem found (up to ten) when the file has a
     missing column, an empty text, a label not in ``labels`` (``None``: any label a task may have,
     for importing a dataset), a duplicate text (when ``reject_duplicates``), broken encoding or no rows at all.
+    ``drop_textless``: rows whose text is empty or has no letters or digits are left out instead, and
+    their line numbers listed in ``attrs["textless_lines"]`` (a public dataset's stray ``"?"`` rows).
     """
     path = as_path(path)  # a batch's input copied into a lake on S3 is read from there
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
@@ -84,9 +86,13 @@ def read_labelled_file(
     rows: list[dict] = []
     problems: list[str] = []
     first_line_of: dict[str, int] = {}
+    textless: list[int] = []
     for line, record in records:
         text = collapse_whitespace(str(record.get("text") or ""))
         label = str(record.get("label") or "").strip()
+        if drop_textless and not normalize_text(text):
+            textless.append(line)
+            continue
         if not text:
             problems.append(f"line {line}: empty text; write the example or delete the line")
         elif not normalize_text(text):
@@ -109,4 +115,6 @@ def read_labelled_file(
         raise InputFileError(f"{path}: {len(problems)} problem(s):\n  " + "\n  ".join(problems[:MAX_PROBLEMS_SHOWN]) + more)
     if not rows:
         raise InputFileError(f"{path}: no examples found; add rows with text and label")
-    return pd.DataFrame(rows, columns=["text", "label", "line"]).astype({"line": "int64"})
+    table = pd.DataFrame(rows, columns=["text", "label", "line"]).astype({"line": "int64"})
+    table.attrs["textless_lines"] = textless
+    return table

@@ -12,10 +12,11 @@ holding ``train.csv``, ``test.csv`` and ``SOURCE.md``. What the task gets:
   LLM backend puts them in its prompts), and length bounds for the gate that every real text of
   the dataset fits in.
 
-Cleaning is reported, never silent: repeated texts within a split keep their first row, and
-train texts that also appear in the test split leave the train split so nothing scored on was
-trained on. A test label without train rows, a label without a usable name, an empty text: each
-is an error that names the file, line and fix (:mod:`synth_assets.core.labelled_data`).
+Cleaning is reported, never silent: rows whose text is empty or has no letters or digits are
+left out (their lines listed), repeated texts within a split keep their first row, and train texts
+that also appear in the test split leave the train split so nothing scored on was trained on. A
+test label without train rows or a label without a usable name is an error that names the file,
+line and fix (:mod:`synth_assets.core.labelled_data`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import yaml
 
@@ -86,15 +88,30 @@ def license_from_source(text: str) -> str | None:
     return None
 
 
-def _deduplicated(rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-    keys = rows["text"].map(normalize_text)
-    kept = rows[~keys.duplicated()]
+def _usable(path: Path) -> tuple[pd.DataFrame, list[int]]:
+    """A split without rows whose text has no letters or digits, and those rows' lines."""
+    rows = read_labelled_file(path, None, reject_duplicates=False, drop_textless=True)
+    return rows, rows.attrs["textless_lines"]
+
+
+def _without_repeats(rows: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    kept = rows[~rows["text"].map(normalize_text).duplicated()]
     return kept, len(rows) - len(kept)
 
 
+def _lines(numbers: list[int], shown: int = 5) -> str:
+    return ", ".join(map(str, numbers[:shown])) + (", ..." if len(numbers) > shown else "")
+
+
 def _draw_seeds(train: pd.DataFrame, per_label: int, draw: int) -> pd.DataFrame:
-    parts = [group.sample(n=min(per_label, len(group)), random_state=draw) for _, group in train.groupby("label", sort=True)]
-    return pd.concat(parts).sort_index()
+    """``per_label`` rows of each label, as the published few-shot baselines draw them (row for row the same).
+
+    A label with fewer rows gives all of them; the draw then differs from the baselines' (which cannot be made).
+    """
+    if int(train["label"].value_counts().min()) >= per_label:
+        return train.groupby("label").sample(n=per_label, random_state=draw)
+    state = np.random.RandomState(draw)
+    return pd.concat(group.sample(n=min(per_label, len(group)), random_state=state) for _, group in train.groupby("label"))
 
 
 def _write_split(rows: pd.DataFrame, path: Path) -> None:
@@ -148,8 +165,10 @@ def create_task(
     if (task_dir / TASK_FILE).exists() and not overwrite:
         raise NewTaskError(f"{task_dir} already holds a task; choose another name or pass --overwrite to replace its files")
 
-    train, train_repeats = _deduplicated(read_labelled_file(train_path, None, reject_duplicates=False))
-    test, test_repeats = _deduplicated(read_labelled_file(test_path, None, reject_duplicates=False))
+    given, train_textless = _usable(train_path)
+    test, test_textless = _usable(test_path)
+    test, test_repeats = _without_repeats(test)
+    train, train_repeats = _without_repeats(given)
     test_keys = set(test["text"].map(normalize_text))
     in_test = train["text"].map(normalize_text).isin(test_keys)
     train = train[~in_test]
@@ -164,7 +183,10 @@ def create_task(
     if counts.size < 2:
         raise NewTaskError(f"{train_path}: {counts.size} label(s); a classification task needs at least 2")
 
-    seeds = _draw_seeds(train, seeds_per_label, draw)
+    # Drawn from the split as given, so a dataset's published few-shot draw s is reproduced row for row;
+    # the seeds the cleaning above removed leave afterwards.
+    seeds = _draw_seeds(given[given["label"].isin(counts.index)], seeds_per_label, draw)
+    seeds = seeds[seeds.index.isin(train.index)]
     lengths = pd.concat([train["text"], test["text"]]).str.len()
     max_chars = max(DEFAULT_MAX_CHARS, int(math.ceil(lengths.max() * LENGTH_HEADROOM / 100.0)) * 100)
     min_chars = int(max(1, min(3, lengths.min())))
@@ -190,6 +212,8 @@ def create_task(
     except TaskConfigError as exc:  # a bug here, not in the data: say so rather than leave a broken task behind
         raise NewTaskError(f"the task written to {task_dir} does not load: {exc}") from exc
     dropped = {
+        f"text without letters or digits in the train split (lines {_lines(train_textless)})": len(train_textless),
+        f"text without letters or digits in the test split (lines {_lines(test_textless)})": len(test_textless),
         "repeated text in the train split": train_repeats,
         "repeated text in the test split": test_repeats,
         "train text also in the test split": int(in_test.sum()),
