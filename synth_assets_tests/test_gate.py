@@ -3,8 +3,9 @@
 import pandas as pd
 import pytest
 
-from synth_assets.core.gate import apply_filters, batch_verdict
+from synth_assets.core.gate import apply_filters, batch_verdict, gate_rows
 from synth_assets.core.task_config import GateConfig
+from synth_assets_tests.conftest import SEEDS
 
 CONFIG = GateConfig(min_chars=5, max_chars=40, yield_floor=0.5, min_label_coverage=1.0, max_near_dup_rate=0.3)
 
@@ -94,3 +95,27 @@ def test_batch_fails_above_the_duplicate_ceiling():
 def test_empty_batch_fails():
     verdict = batch_verdict(apply_filters(_rows(), CONFIG), CONFIG)
     assert not verdict["passed"] and "no generation attempts" in verdict["failures"][0]
+
+
+def test_an_artefact_filter_the_real_seeds_trip_is_left_out_and_named(seed_rows):
+    # A task whose real texts carry code: braces are its language, not a leftover template slot.
+    code = pd.DataFrame(
+        {
+            "seed_id": ["c1", "c2", "c3"],
+            "text": ["def f(x): return {x: 1}", "use {name} in an f-string", "the dict {a: 1} is empty"],
+            "label": ["lights_off", "lights_off", "play_music"],
+        }
+    )
+    seeds = pd.concat([seed_rows, code], ignore_index=True)
+    rows = _rows(
+        ("print the dict {b: 2} please", "lights_off", "ok", "unique"),
+        ("turn the lights off in the hall", "lights_off", "ok", "unique"),
+    )
+    config = GateConfig(label_check=False, too_easy=False)
+    gated = gate_rows(rows, config, list(SEEDS), seeds)
+    assert gated["accepted"].all(), gated["reject_detail"].tolist()
+    assert gated.attrs["off_by_seeds"] == {"template_marker": round(3 / len(seeds), 4)}
+
+    strict = GateConfig(label_check=False, too_easy=False, max_seed_hit_share=0.2)
+    gated = gate_rows(rows, strict, list(SEEDS), seeds)
+    assert gated["reject_reason"].tolist() == ["template_marker", ""] and gated.attrs["off_by_seeds"] == {}

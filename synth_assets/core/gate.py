@@ -13,7 +13,7 @@ The batch verdict is the write-audit-publish decision: it is stored with the par
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import pandas as pd
@@ -62,10 +62,17 @@ def _probe_filter(name: str, profile: SeedProfile) -> RowFilter:
     return RowFilter(reason=name, rejects=rejects, detail=lambda row: found.get(row.name, name))
 
 
-def row_filters(config: GateConfig, profile: SeedProfile | None = None) -> list[RowFilter]:
-    """The gate's filters for a task, in the order their reasons take precedence."""
+# Filters for artefacts of generation. Where real seeds of the task look like that too (code with
+# braces, a chatbot's "I'm sorry, but"), the pattern is part of the task and the filter stays off.
+# PII is not among them: a task whose texts carry e-mails opts out of it by name (gate.skip_probes).
+ARTEFACT_FILTERS = ("template_marker", *(name for name in PROBES if name != "pii"))
+
+
+def row_filters(config: GateConfig, profile: SeedProfile | None = None, off: Iterable[str] = ()) -> list[RowFilter]:
+    """The gate's filters for a task, in the order their reasons take precedence; the ones named in ``off`` left out."""
+    off = set(off)
     length = lambda rows: rows["text"].str.len()  # noqa: E731 - shared by the two length filters
-    return [
+    filters = [
         *(_status_filter(status) for status in GENERATION_FAILURES),
         RowFilter("empty_text", lambda rows: rows["norm_key"].str.len() == 0, lambda row: "no letters or digits in the text"),
         RowFilter(
@@ -90,6 +97,22 @@ def row_filters(config: GateConfig, profile: SeedProfile | None = None) -> list[
         _dup_filter("near_dup", "near duplicate of"),
         _dup_filter("semantic_dup", "says the same as", "cosine"),
     ]
+    return [row_filter for row_filter in filters if row_filter.reason not in off]
+
+
+def artefacts_in_seeds(config: GateConfig, profile: SeedProfile, seed_texts: pd.Series) -> dict[str, float]:
+    """The artefact filters that reject more than ``gate.max_seed_hit_share`` of the real seeds, with that share.
+
+    Those are left out of the batch's gate: they would reject the task's own kind of text.
+    """
+    seeds = pd.DataFrame({"text": seed_texts.astype(str).to_numpy()})
+    shares = {}
+    for row_filter in row_filters(config, profile):
+        if row_filter.reason in ARTEFACT_FILTERS and len(seeds):
+            share = float(row_filter.rejects(seeds).fillna(True).astype(bool).mean())
+            if share > config.max_seed_hit_share:
+                shares[row_filter.reason] = round(share, 4)
+    return shares
 
 
 def apply_filters(
@@ -98,19 +121,21 @@ def apply_filters(
     profile: SeedProfile | None = None,
     label_checker: LabelChecker | None = None,
     judge: Callable[[pd.DataFrame], dict[str, str | None]] | None = None,
+    off: Iterable[str] = (),
 ) -> pd.DataFrame:
     """``rows`` with ``accepted, reject_reason, reject_detail``; every row gets a verdict.
 
     With a ``profile`` of the task's labels and seeds, the probes of :mod:`synth_assets.core.probes`
-    run too (all but ``gate.skip_probes``). With a ``label_checker``, the expensive tier runs last
-    and only on the rows every cheap filter kept: ``label_disputed`` rows. With a ``judge`` too
+    run too (all but ``gate.skip_probes`` and the filters named in ``off``). With a ``label_checker``,
+    the expensive tier runs last and only on the rows every cheap filter kept: ``label_disputed``
+    rows. With a ``judge`` too
     (the LLM tier, :mod:`synth_assets.core.judge`), the rows the classifier kept but was unsure
     about are judged, and those it rejects become ``judge_rejected``.
     """
     rows = rows.astype({"text": str, "norm_key": str})
     reasons = pd.Series("", index=rows.index, dtype=object)
     details = pd.Series("", index=rows.index, dtype=object)
-    for row_filter in row_filters(config, profile):
+    for row_filter in row_filters(config, profile, off):
         hit = row_filter.rejects(rows).fillna(True).astype(bool) & (reasons == "")
         if hit.any():
             reasons[hit] = row_filter.reason
@@ -132,15 +157,20 @@ def apply_filters(
 def gate_rows(rows: pd.DataFrame, config: GateConfig, labels, seeds: pd.DataFrame, judge=None) -> pd.DataFrame:
     """Every tier of the gate for a batch whose real seeds are ``seeds`` (``seed_id, text, label``).
 
-    The last tier is the "too easy" filter (:mod:`synth_assets.core.too_easy`), decided on a
-    validation split of the seeds; its decision is in ``table.attrs["too_easy"]``.
+    The artefact filters that would reject the seeds themselves are left out, named with their share
+    of the seeds in ``table.attrs["off_by_seeds"]``. The last tier is the "too easy" filter
+    (:mod:`synth_assets.core.too_easy`), decided on folds of the seeds; its decision is in
+    ``table.attrs["too_easy"]``.
     """
     checker = (
         LabelChecker.fit(seeds["text"], seeds["label"], config.label_dispute_rank, config.label_dispute_ratio)
         if config.label_check and seeds["label"].nunique() > 1
         else None
     )
-    table = apply_filters(rows, config, SeedProfile.of(labels, seeds["text"]), checker, judge if config.llm_judge else None)
+    profile = SeedProfile.of(labels, seeds["text"])
+    off = artefacts_in_seeds(config, profile, seeds["text"])
+    table = apply_filters(rows, config, profile, checker, judge if config.llm_judge else None, off)
+    table.attrs["off_by_seeds"] = off
     if not config.too_easy:
         return table
     accepted = table[table["accepted"]]

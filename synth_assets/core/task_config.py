@@ -107,6 +107,12 @@ class GateConfig(_Strict):
     min_label_coverage: float = Field(1.0, ge=0.0, le=1.0, description="share of labels with an accepted row")
     max_near_dup_rate: float = Field(0.5, ge=0.0, le=1.0, description="near duplicates / attempted above this fails the batch")
     skip_probes: list[str] = Field(default_factory=list, description="probes of core/probes.py this task does not run")
+    max_seed_hit_share: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="an artefact filter (template marker, probes but pii) that rejects more of the real seeds is not applied",
+    )
     review_share: float = Field(0.02, ge=0.0, le=1.0, description="share of accepted rows exported for human review")
     review_min_rows: int = Field(20, ge=0)
     review_max_rows: int = Field(500, ge=0)

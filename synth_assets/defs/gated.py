@@ -91,6 +91,8 @@ def gated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.Mat
     # Rows the later tiers (classifier, judge, too-easy filter) rejected got past the cheap filters too.
     cheap_survivors = int(table["reject_reason"].isin(["", "label_disputed", "judge_rejected", "too_easy"]).sum())
     verdict = batch_verdict(table, task.gate)
+    for name, share in table.attrs["off_by_seeds"].items():
+        context.log.info(f"{batch}: filter {name} is off: it rejects {share:.1%} of the real seeds (gate.max_seed_hit_share)")
     verdict_path = lake.write_json("gated", batch, verdict)
     context.log.info(
         f"{batch}: {verdict['accepted']}/{verdict['attempted']} accepted (yield {verdict['yield']:.2%}); "
@@ -153,6 +155,7 @@ def gated(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.Mat
                     )
                 )
             ),
+            "filters_off_by_seeds": dg.MetadataValue.json(table.attrs["off_by_seeds"]),
             "too_easy_filter": dg.MetadataValue.json(table.attrs.get("too_easy", {"applied": False, "enabled": False})),
             "common_openings": dg.MetadataValue.md(markdown_table(opening_phrases(table.loc[table["status"] == "ok", "text"]))),
             "rejected_sample": dg.MetadataValue.md(markdown_table(rejected[["text", "label", "reject_reason", "reject_detail"]])),
