@@ -232,6 +232,9 @@ def new_task(args) -> int:
         f"  licence: {made.license or 'unknown: set license in task.yaml'}"
         + (f"; copied {', '.join(made.copied)}" if made.copied else "")
     )
+    wordless = [label for label in made.labels if not any(ch.isalpha() for ch in label)]
+    if wordless:
+        print(f"  labels {', '.join(wordless)} are not words: their descriptions say nothing until you write what they mean")
     print(f"Next: describe each label in {made.task_dir / 'task.yaml'} (made from the names), then run")
     print(f"  make demo TASK={args.name}   (or .venv/bin/python -m synth_assets demo --task {args.name}): two batches, scored")
     print("  on the held-out split")

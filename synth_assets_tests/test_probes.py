@@ -45,6 +45,17 @@ def test_no_probe_fires_on_real_requests(name):
     assert (probe(name, REAL, PROFILE) == "").all()
 
 
+def test_numeric_label_ids_are_not_leaks_and_ids_match_whole_tokens():
+    profile = SeedProfile.of(["0", "1", "sci/tech", "weather_query"], ["hello"])
+    texts = pd.Series(["give it 1 star out of 10", "weather_querying is not a word", "more sci/tech news", "x weather_query"])
+    assert probe("label_leak", texts, profile).tolist() == [
+        "",
+        "",
+        "contains the label id 'sci/tech'",
+        "contains the label id 'weather_query'",
+    ]
+
+
 @pytest.mark.parametrize(
     "text", ["my card is 4111 1111 1111 1112", "pay to GB00 WEST 1234 5698 7654 32", "the year 2024 was long", "spam is a word"]
 )

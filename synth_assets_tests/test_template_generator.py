@@ -126,6 +126,12 @@ def test_description_words_are_only_the_label_specific_ones():
     assert not {"user", "wants", "the"} & {word for label_words in words.values() for word in label_words}
 
 
+def test_a_description_that_is_a_bare_number_gives_no_word_to_insert():
+    seeds = pd.DataFrame({"seed_id": ["a", "b"], "text": ["great film", "dull film"], "label": ["1", "0"]})
+    bank = tg.SeedBank.from_seeds(seeds, {"0": "0", "1": "1 star or more"})
+    assert bank.description_words == {"0": [], "1": ["star"]}
+
+
 def test_generate_batch_keys_are_stable_and_name_the_attempt(task, seeds):
     first = generate_batch(task, "home-b1", seeds).table
     assert first.equals(generate_batch(task, "home-b1", seeds).table)

@@ -144,10 +144,12 @@ def _wrong_script(text: str, script: str) -> str:
 
 
 def _label_leak(text: str, labels: tuple[str, ...]) -> str:
-    # Only ids that are not plain words: a spam message may say "spam", no user types "weather_query".
+    # Only ids that are neither plain words nor numbers: a spam message may say "spam" and a review
+    # "1", but no user types "weather_query". Matched as a whole token, not inside a longer one.
     folded = text.casefold()
     for label in labels:
-        if re.search(r"[^a-zA-Z]", label) and label.casefold() in folded:
+        identifier = re.search(r"[^a-zA-Z]", label) and re.search(r"[a-zA-Z]", label)
+        if identifier and re.search(rf"(?<![^\W_]){re.escape(label.casefold())}(?![^\W_])", folded):
             return f"contains the label id {label!r}"
     return ""
 

@@ -46,7 +46,7 @@ from faker.providers.person.en_US import Provider as _FakerPerson
 
 from synth_assets.core.text import normalize_text
 
-TEMPLATE_VERSION = "2026.11.2"
+TEMPLATE_VERSION = "2026.11.3"
 MAX_OPERATORS = 3
 TRIES_PER_EXAMPLE = 12
 # A phrase that opens or closes seeds of at least this share of labels is framing, not meaning.
@@ -386,7 +386,8 @@ class SeedBank:
 
 def _description_words(descriptions: dict[str, str]) -> dict[str, list[str]]:
     """Per label, the words of its description that few other descriptions use ("lights", "off")."""
-    tokenized = {label: [t.lower() for t in tokenize(text) if _is_word(t)] for label, text in descriptions.items()}
+    # Words with letters only: a description that is a bare number (label "0" described as "0") says nothing.
+    tokenized = {label: [t.lower() for t in tokenize(text) if t.isalpha()] for label, text in descriptions.items()}
     spread = Counter(word for words in tokenized.values() for word in set(words))
     generic = {word for word, labels in spread.items() if labels >= max(3, DESCRIPTION_GENERIC_SHARE * len(descriptions))}
     # Negations and other protected words are never inserted: "not" in a random spot flips a review.
