@@ -102,7 +102,7 @@ def rebuild(args) -> int:
             (e.materialization.metadata for e in result.get_asset_materialization_events() if e.asset_key.path == ["generated"]),
             {},
         )
-        if "llm_requests" in llm:
+        if llm and llm["generator"].value != "template":
             print(f"  LLM: {llm['llm_requests'].value} requests, {llm['llm_from_cache'].value} answered from the cache")
         if not result.success or not lake.has_table("training_set", key):
             continue

@@ -18,6 +18,14 @@ def test_add_batch_from_a_file_runs_all_stages_and_prints_the_evaluation(home, d
     assert "home-extra_seeds-" in status and "passed" in status
 
 
+def test_rebuilding_a_template_task_reproduces_its_versions(home, capsys):
+    assert main(["add-batch", "--task", "home"]) == 0
+    capsys.readouterr()
+    assert main(["rebuild", "--task", "home"]) == 0
+    out = capsys.readouterr().out
+    assert "rebuilt 1 version(s): 1 identical, 0 changed" in out and "LLM:" not in out
+
+
 def test_bad_seed_file_is_refused_with_the_reason_and_no_batch(home, tmp_path, capsys):
     bad = write_csv(tmp_path / "bad.csv", [("", "alarm_set")])
     assert main(["add-batch", "--task", "home", "--file", str(bad), "--no-run"]) == 2

@@ -120,14 +120,14 @@ def test_operator_weights_come_from_the_task(seeds):
 
 def test_description_words_are_only_the_label_specific_ones():
     words = tg.SeedBank.from_seeds(
-        pd.DataFrame({"seed_id": ["a"], "text": ["x"], "label": ["alarm_set"]}), DESCRIPTIONS
+        pd.DataFrame({"seed_id": ["a"], "text": ["wake me up at six in the morning"], "label": ["alarm_set"]}), DESCRIPTIONS
     ).description_words
     assert "lights" in words["lights_off"] and "forecast" in words["weather_query"]
     assert not {"user", "wants", "the"} & {word for label_words in words.values() for word in label_words}
 
 
 def test_a_description_that_is_a_bare_number_gives_no_word_to_insert():
-    seeds = pd.DataFrame({"seed_id": ["a", "b"], "text": ["great film", "dull film"], "label": ["1", "0"]})
+    seeds = pd.DataFrame({"seed_id": ["a", "b"], "text": ["it is a great film", "the film is dull"], "label": ["1", "0"]})
     bank = tg.SeedBank.from_seeds(seeds, {"0": "0", "1": "1 star or more"})
     assert bank.description_words == {"0": [], "1": ["star"]}
 
@@ -137,3 +137,26 @@ def test_generate_batch_keys_are_stable_and_name_the_attempt(task, seeds):
     assert first.equals(generate_batch(task, "home-b1", seeds).table)
     assert first["request_key"].is_unique and (first["row_id"] == first["request_key"]).all()
     assert not set(first["request_key"]) & set(generate_batch(task, "home-b2", seeds).table["request_key"])
+
+
+def test_seeds_in_another_language_get_no_english_framing_or_description_words():
+    seeds = pd.DataFrame(
+        {
+            "seed_id": [f"s{i}" for i in range(6)],
+            "text": [
+                "Сколько стоит еда",
+                "Я люблю кушать",
+                "Ты любишь кушать",
+                "Сколько у тебя денег",
+                "Деньги это",
+                "Где мои деньги",
+            ],
+            "label": ["food", "food", "food", "money", "money", "money"],
+        }
+    )
+    bank = tg.SeedBank.from_seeds(seeds, {"food": "food and eating", "money": "money and prices"})
+    assert not tg._looks_english(bank.by_label)
+    assert bank.openers == [] and bank.closers == [] and bank.description_words == {"food": [], "money": []}
+    rows = tg.generate_template_rows(seeds, {"food": "food", "money": "money"}, attempts={"food": 20, "money": 20}, rng_seed=3)
+    latin = rows["text"].str.contains(r"[A-Za-z]")
+    assert not latin.any(), rows.loc[latin, "text"].tolist()

@@ -157,7 +157,7 @@ def _template_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame, attempts:
             "cost_usd": 0.0,
         }
     )
-    return GenerationResult(table, {"requests": 0, "spent_usd": 0.0})
+    return GenerationResult(table, {"requests": 0, "from_cache": 0, "spent_usd": 0.0})
 
 
 def budget_left(

@@ -46,12 +46,16 @@ from faker.providers.person.en_US import Provider as _FakerPerson
 
 from synth_assets.core.text import normalize_text
 
-TEMPLATE_VERSION = "2026.11.3"
+TEMPLATE_VERSION = "2026.11.4"
 MAX_OPERATORS = 3
 TRIES_PER_EXAMPLE = 12
 # A phrase that opens or closes seeds of at least this share of labels is framing, not meaning.
 NEUTRAL_PHRASE_LABEL_SHARE = 0.08
 NEUTRAL_PHRASE_MIN_LABELS = 3
+# Seeds whose words are at least this share English function words are English (English text runs
+# at 30-50%; other languages share a few, such as "a", "me", "no"). Only English seeds get the
+# built-in English framings and description words the seeds do not use.
+ENGLISH_FUNCTION_WORD_SHARE = 0.15
 # A description word used by at least this share of labels ("user", "wants") says nothing about one label.
 DESCRIPTION_GENERIC_SHARE = 0.1
 # Words of how descriptions are written, not of what a label means: never inserted by ``describe``.
@@ -361,7 +365,8 @@ class SeedBank:
         by_label: dict[str, list[tuple[str, list[str]]]] = defaultdict(list)
         for seed_id, text, label in zip(seeds["seed_id"], seeds["text"], seeds["label"]):
             by_label[str(label)].append((str(seed_id), tokenize(str(text))))
-        openers, closers = _neutral_phrases(by_label)
+        english = _looks_english(by_label)
+        openers, closers = _neutral_phrases(by_label, english)
         followers: dict[str, dict[str, list[str]]] = {}
         for label, rows in by_label.items():
             pairs: dict[str, set[str]] = defaultdict(set)
@@ -374,14 +379,15 @@ class SeedBank:
         vocab = {label: {t.lower() for _, tokens in rows for t in tokens if _is_word(t)} for label, rows in by_label.items()}
         everywhere = set().union(*vocab.values()) if vocab else set()
         foreign = {label: everywhere - words for label, words in vocab.items()}
-        return cls(
-            dict(sorted(by_label.items())),
-            openers,
-            closers,
-            followers,
-            _description_words(label_descriptions),
-            foreign,
-        )
+        description_words = _description_words(label_descriptions)
+        if not english:  # an English description ("food") must not land in a Russian seed
+            description_words = {label: [w for w in words if w in everywhere] for label, words in description_words.items()}
+        return cls(dict(sorted(by_label.items())), openers, closers, followers, description_words, foreign)
+
+
+def _looks_english(by_label: dict[str, list[tuple[str, list[str]]]]) -> bool:
+    words = [t.lower() for rows in by_label.values() for _, tokens in rows for t in tokens if _is_word(t)]
+    return bool(words) and sum(word in _FUNCTION_WORDS for word in words) / len(words) >= ENGLISH_FUNCTION_WORD_SHARE
 
 
 def _description_words(descriptions: dict[str, str]) -> dict[str, list[str]]:
@@ -395,8 +401,8 @@ def _description_words(descriptions: dict[str, str]) -> dict[str, list[str]]:
     return {label: sorted(set(words) - dropped) for label, words in sorted(tokenized.items())}
 
 
-def _neutral_phrases(by_label: dict[str, list[tuple[str, list[str]]]]) -> tuple[list[tuple], list[tuple]]:
-    """Opening and closing phrases (1-3 words) that seeds of many labels share."""
+def _neutral_phrases(by_label: dict[str, list[tuple[str, list[str]]]], english: bool) -> tuple[list[tuple], list[tuple]]:
+    """Opening and closing phrases (1-3 words) that seeds of many labels share; the built-in English ones for English seeds."""
     needed = max(NEUTRAL_PHRASE_MIN_LABELS, int(NEUTRAL_PHRASE_LABEL_SHARE * len(by_label)))
     starts: dict[tuple, set[str]] = defaultdict(set)
     ends: dict[tuple, set[str]] = defaultdict(set)
@@ -411,8 +417,8 @@ def _neutral_phrases(by_label: dict[str, list[tuple[str, list[str]]]]) -> tuple[
     neutral = lambda phrase, labels: len(labels) >= needed and not set(phrase) & PROTECTED_WORDS  # noqa: E731
     mined_openers = [phrase for phrase, labels in sorted(starts.items()) if neutral(phrase, labels)]
     mined_closers = [phrase for phrase, labels in sorted(ends.items()) if neutral(phrase, labels)]
-    openers = sorted(set(mined_openers) | set(_BUILT_IN_OPENERS))
-    closers = sorted(set(mined_closers) | set(_BUILT_IN_CLOSERS))
+    openers = sorted(set(mined_openers) | set(_BUILT_IN_OPENERS if english else ()))
+    closers = sorted(set(mined_closers) | set(_BUILT_IN_CLOSERS if english else ()))
     return openers, closers
 
 
@@ -474,13 +480,12 @@ def _slot(tokens, label, bank, rng, used):
 
 def _reframe(tokens, label, bank, rng, used):
     body, punctuation = _trailing_punctuation(tokens)
-    if rng.random() < 0.5:
-        core = _strip_phrase(body, bank.openers, at_start=True)
-        opener = list(rng.choice(bank.openers))
-        result = opener + core
-    else:
-        core = _strip_phrase(body, bank.closers, at_start=False)
-        result = core + list(rng.choice(bank.closers))
+    at_start = rng.random() < 0.5
+    phrases = bank.openers if at_start else bank.closers
+    if not phrases:  # seeds in another language with no framing shared across labels
+        return None
+    core = _strip_phrase(body, phrases, at_start=at_start)
+    result = list(rng.choice(phrases)) + core if at_start else core + list(rng.choice(phrases))
     return result + punctuation if result != body else None
 
 
