@@ -10,6 +10,8 @@ one's validation F1, as the factory does), chooses the synthetic share on folds 
 synthetic at the chosen share and at 0.75, the seeds repeated to the same size, and all real data.
 
     .venv/bin/python bench/seed_draws.py [--task hwu64] [--draws 5] [--batches 2] [--share auto]
+
+Tasks are read from ``$SYNTH_ASSETS_DATA_DIR/tasks`` (``data/tasks`` by default), as the factory reads them.
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ from synth_assets.core.mix import mix_version
 from synth_assets.core.quotas import attempts_for_batch
 from synth_assets.core.task_config import load_task
 from synth_assets.core.validation import validate_shares
-
-ROOT = Path(__file__).resolve().parents[1]
+from synth_assets.defs.resources import default_data_dir
 
 
 def run_draw(task, pool: pd.DataFrame, heldout: pd.DataFrame, draw: int, per_label: int, batches: int) -> dict:
@@ -99,7 +100,7 @@ def main() -> int:
     parser.add_argument("--batches", type=int, default=1)
     parser.add_argument("--share", default=None, help="override mix.synthetic_share (a number or auto)")
     args = parser.parse_args()
-    task = load_task(ROOT / "data" / "tasks" / args.task)
+    task = load_task(Path(default_data_dir()) / "tasks" / args.task)
     if args.share is not None:
         share = args.share if args.share == "auto" else float(args.share)
         task = task.model_copy(update={"mix": task.mix.model_copy(update={"synthetic_share": share})})
