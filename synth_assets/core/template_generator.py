@@ -46,7 +46,7 @@ from faker.providers.person.en_US import Provider as _FakerPerson
 
 from synth_assets.core.text import normalize_text
 
-TEMPLATE_VERSION = "2026.11.4"
+TEMPLATE_VERSION = "2026.11.5"
 MAX_OPERATORS = 3
 TRIES_PER_EXAMPLE = 12
 # A phrase that opens or closes seeds of at least this share of labels is framing, not meaning.
@@ -357,6 +357,8 @@ class SeedBank:
     openers: list[tuple[str, ...]]
     closers: list[tuple[str, ...]]
     followers: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # label -> word -> next words
+    # label -> (word, next word) -> the seeds that have the pair: ``label_word`` draws on them
+    follower_seeds: dict[str, dict[tuple[str, str], list[str]]] = field(default_factory=dict)
     description_words: dict[str, list[str]] = field(default_factory=dict)  # label -> words only its description has
     foreign_words: dict[str, set[str]] = field(default_factory=dict)  # label -> words other labels' seeds use, it doesn't
 
@@ -368,21 +370,25 @@ class SeedBank:
         english = _looks_english(by_label)
         openers, closers = _neutral_phrases(by_label, english)
         followers: dict[str, dict[str, list[str]]] = {}
+        follower_seeds: dict[str, dict[tuple[str, str], list[str]]] = {}
         for label, rows in by_label.items():
             pairs: dict[str, set[str]] = defaultdict(set)
-            for _, tokens in rows:
+            sources: dict[tuple[str, str], set[str]] = defaultdict(set)
+            for seed_id, tokens in rows:
                 words = [t.lower() for t in tokens]
                 for left, right in zip(words, words[1:]):
                     if _is_word(left) and _is_word(right):
                         pairs[left].add(right)
+                        sources[(left, right)].add(seed_id)
             followers[label] = {word: sorted(nexts) for word, nexts in sorted(pairs.items())}
+            follower_seeds[label] = {pair: sorted(ids) for pair, ids in sources.items()}
         vocab = {label: {t.lower() for _, tokens in rows for t in tokens if _is_word(t)} for label, rows in by_label.items()}
         everywhere = set().union(*vocab.values()) if vocab else set()
         foreign = {label: everywhere - words for label, words in vocab.items()}
         description_words = _description_words(label_descriptions)
         if not english:  # an English description ("food") must not land in a Russian seed
             description_words = {label: [w for w in words if w in everywhere] for label, words in description_words.items()}
-        return cls(dict(sorted(by_label.items())), openers, closers, followers, description_words, foreign)
+        return cls(dict(sorted(by_label.items())), openers, closers, followers, follower_seeds, description_words, foreign)
 
 
 def _looks_english(by_label: dict[str, list[tuple[str, list[str]]]]) -> bool:
@@ -500,6 +506,9 @@ def _label_word(tokens, label, bank, rng, used):
     if not spots:
         return None
     i, word = rng.choice(spots)
+    # The seeds that have the pair lent the example a piece of their text: they are among its seed_ids,
+    # so the validation folds leave the example out where those seeds are scored.
+    used.extend(seed_id for seed_id in bank.follower_seeds[label][(tokens[i].lower(), word)] if seed_id not in used)
     return tokens[: i + 1] + [word] + tokens[i + 1 :]
 
 
