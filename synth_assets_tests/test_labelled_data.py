@@ -93,3 +93,9 @@ def test_all_problems_are_listed_at_once(tmp_path):
     with pytest.raises(InputFileError, match=r"2 problem\(s\)") as error:
         read_labelled_file(path, LABELS)
     assert "line 2" in str(error.value) and "line 3" in str(error.value)
+
+
+def test_jsonl_numbers_and_booleans_are_the_labels_they_spell(tmp_path):
+    path = tmp_path / "numbers.jsonl"
+    path.write_text('{"text": "awful film", "label": 0}\n{"text": "loved it", "label": 1.0}\n{"text": "sure", "label": true}\n')
+    assert list(read_labelled_file(path, None)["label"]) == ["0", "1", "true"]

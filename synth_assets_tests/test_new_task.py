@@ -76,9 +76,9 @@ def test_what_cannot_become_a_task_is_named(dataset, tmp_path):
     write_csv(tmp_path / "test_unseen.csv", [("order me a taxi", "transport_taxi"), ("set an alarm", "alarm_set")])
     with pytest.raises(NewTaskError, match="label\\(s\\) transport_taxi have no rows in .*train.csv"):
         create_task("tiny", dataset / "train.csv", tmp_path / "test_unseen.csv", tasks)
-    write_csv(tmp_path / "spaced.csv", [("wake me at six", "set alarm"), ("is it raining", "weather")])
-    with pytest.raises(ValueError, match="line 2: label 'set alarm' cannot be a label .*rename it"):
-        create_task("tiny", tmp_path / "spaced.csv", dataset / "test.csv", tasks)
+    write_csv(tmp_path / "tabbed.csv", [("wake me at six", "set\talarm"), ("is it raining", "weather")])
+    with pytest.raises(ValueError, match="line 2: label 'set\\\\talarm' holds a line break, tab .*; rename it"):
+        create_task("tiny", tmp_path / "tabbed.csv", dataset / "test.csv", tasks)
     with pytest.raises(NewTaskError, match="must be 1-40 characters"):
         create_task("Tiny-Task", dataset / "train.csv", dataset / "test.csv", tasks)
     create_task("tiny", dataset / "train.csv", dataset / "test.csv", tasks)
@@ -92,7 +92,18 @@ def test_a_licence_is_read_from_the_first_sentence_under_its_heading():
     assert license_from_source("# data\n\nno licence heading here\n") is None
 
 
+# Labels as public datasets spell them: capitals and spaces, accents, punctuation, a quote.
+DISPLAY_LABELS = {"alarm_set": "Set Alarm", "weather_query": "météo", "play_music": "play/music", "lights_off": 'lights "off"'}
+
+
+def _relabel(path, names):
+    table = pd.read_csv(path, keep_default_na=False)
+    table.assign(label=table["label"].map(names)).to_csv(path, index=False)
+
+
 def test_new_task_then_demo_runs_the_whole_factory_on_the_new_task(home, data_dir, dataset, capsys):
+    for split in ("train.csv", "test.csv"):
+        _relabel(dataset / split, DISPLAY_LABELS)
     assert main(["new-task", "tiny", "--from", str(dataset), "--seeds-per-label", "6", "--text-kind", "voice command"]) == 0
     out = capsys.readouterr().out
     seeds = len(pd.read_csv(data_dir / "tasks" / "tiny" / "seeds.csv"))
@@ -103,6 +114,10 @@ def test_new_task_then_demo_runs_the_whole_factory_on_the_new_task(home, data_di
     assert main(["demo", "--task", "tiny"]) == 0
     out = capsys.readouterr().out
     assert "[2/2] batch tiny-demo_2: 6/6 stages" in out and "seeds + synthetic (this)" in out
+    version = pd.read_parquet(data_dir / "lake" / "training_set" / "tiny-demo_2.parquet")
+    assert set(version["label"]) == set(DISPLAY_LABELS.values()), "every label kept as the dataset spells it"
+    gated = pd.read_parquet(data_dir / "lake" / "gated" / "tiny-demo_2.parquet")
+    assert gated["accepted"].mean() > 0.5 and not gated["reject_reason"].eq("label_leak").any()
 
     assert main(["new-task", "tiny", "--from", str(dataset)]) == 2
     assert "already holds a task" in capsys.readouterr().err

@@ -56,6 +56,12 @@ def test_numeric_label_ids_are_not_leaks_and_ids_match_whole_tokens():
     ]
 
 
+def test_labels_of_plain_words_are_not_ids_in_any_script():
+    profile = SeedProfile.of(["card arrival", "négatif", "Sci/Tech"], ["hello"])
+    texts = pd.Series(["when is my card arrival due", "un avis négatif", "sci/tech headlines"])
+    assert probe("label_leak", texts, profile).tolist() == ["", "", "contains the label id 'Sci/Tech'"]
+
+
 @pytest.mark.parametrize(
     "text", ["my card is 4111 1111 1111 1112", "pay to GB00 WEST 1234 5698 7654 32", "the year 2024 was long", "spam is a word"]
 )

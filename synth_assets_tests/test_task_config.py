@@ -95,3 +95,18 @@ def test_loadable_tasks_leave_out_a_broken_task_and_follow_edits(data_dir):
 
     _edit(data_dir / "tasks" / "home", lambda c: c.update(mix={"synthetic_share": 0.5}))
     assert loadable_tasks(data_dir / "tasks")["home"].mix.synthetic_share == 0.5
+
+
+def test_labels_keep_the_names_real_datasets_give_them(data_dir):
+    task_dir = data_dir / "tasks" / "home"
+    names = {"alarm_set": "Set Alarm", "weather_query": "météo", "play_music": "Sci/Tech", "lights_off": 0}
+    _edit(task_dir, lambda c: c.update(labels={names[label]: text for label, text in c["labels"].items()}))
+    assert sorted(load_task(task_dir).labels) == ["0", "Sci/Tech", "Set Alarm", "météo"], "YAML's 0 is the label '0'"
+
+
+def test_a_label_yaml_reads_as_a_boolean_is_named_with_the_fix(data_dir):
+    task_dir = data_dir / "tasks" / "home"
+    path = task_dir / "task.yaml"
+    path.write_text(path.read_text().replace("alarm_set:", "yes:", 1))
+    with pytest.raises(TaskConfigError, match=r"label True was read by YAML as a boolean; quote the label"):
+        load_task(task_dir)

@@ -17,7 +17,7 @@ from pathlib import Path
 import pandas as pd
 
 from synth_assets.core.lake import LakePath, as_path
-from synth_assets.core.task_config import LABEL_PATTERN
+from synth_assets.core.task_config import label_problem
 from synth_assets.core.text import collapse_whitespace, normalize_text
 
 SUPPORTED_SUFFIXES = (".csv", ".jsonl")
@@ -66,6 +66,17 @@ def _jsonl_records(path: Path, content: str) -> Iterable[tuple[int, dict]]:
         yield line_number, record
 
 
+def _field(value: object) -> str:
+    """A CSV cell or JSON value as the string a task names it by: JSON ``0`` and ``1.0`` are labels "0" and "1"."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
 def read_labelled_file(
     path: LakePath | str, labels: Iterable[str] | None, *, reject_duplicates: bool = True, drop_textless: bool = False
 ) -> pd.DataFrame:
@@ -88,8 +99,8 @@ def read_labelled_file(
     first_line_of: dict[str, int] = {}
     textless: list[int] = []
     for line, record in records:
-        text = collapse_whitespace(str(record.get("text") or ""))
-        label = str(record.get("label") or "").strip()
+        text = collapse_whitespace(_field(record.get("text")))
+        label = _field(record.get("label")).strip()
         if drop_textless and not normalize_text(text):
             textless.append(line)
             continue
@@ -100,8 +111,8 @@ def read_labelled_file(
         if known is None:
             if not label:
                 problems.append(f"line {line}: empty label; write the label or delete the line")
-            elif not LABEL_PATTERN.match(label):
-                problems.append(f"line {line}: label {label!r} cannot be a label (1-80 characters, no spaces); rename it")
+            elif problem := label_problem(label):
+                problems.append(f"line {line}: label {label!r} {problem}; rename it")
         elif label not in known:
             shown = ", ".join(sorted(known)[:8]) + (", ..." if len(known) > 8 else "")
             problems.append(f"line {line}: unknown label {label!r}; use a label from task.yaml ({shown}) or add it there")

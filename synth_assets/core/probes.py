@@ -144,11 +144,12 @@ def _wrong_script(text: str, script: str) -> str:
 
 
 def _label_leak(text: str, labels: tuple[str, ...]) -> str:
-    # Only ids that are neither plain words nor numbers: a spam message may say "spam" and a review
-    # "1", but no user types "weather_query". Matched as a whole token, not inside a longer one.
+    # Only ids that are neither plain words nor numbers: a spam message may say "spam", a review "1"
+    # and a bank customer "card arrival", but no user types "weather_query". Matched as a whole
+    # token, not inside a longer one.
     folded = text.casefold()
     for label in labels:
-        identifier = re.search(r"[^a-zA-Z]", label) and re.search(r"[a-zA-Z]", label)
+        identifier = re.search(r"[^\w\s]|[\d_]", label) and re.search(r"[^\W\d_]", label)
         if identifier and re.search(rf"(?<![^\W_]){re.escape(label.casefold())}(?![^\W_])", folded):
             return f"contains the label id {label!r}"
     return ""

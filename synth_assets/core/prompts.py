@@ -10,6 +10,7 @@ answers to the old wording are never reused for the new one.
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass
 
@@ -62,7 +63,7 @@ Examples:
 
 Write as {persona}; style: {style}; length: {length}.
 Number of examples: {count}
-Answer with JSON only: {{"examples": [{{"text": "...", "label": "{label}"}}, ...]}} with exactly {count} items."""
+Answer with JSON only: {{"examples": [{{"text": "...", "label": {label_json}}}, ...]}} with exactly {count} items."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,11 @@ def request_params(llm: LlmConfig, label: str, mode: str) -> dict:
     return params | ({"response_format": fmt} if fmt else {})
 
 
+def _json_string(label: str) -> str:
+    """The label as the answer must spell it in JSON (``"alarm_set"``; a quote in a label escaped, not broken)."""
+    return json.dumps(label, ensure_ascii=False)
+
+
 def _other_labels(task: TaskConfig, label: str, limit: int = 40) -> str:
     others = [name for name in sorted(task.labels) if name != label]
     return ", ".join(others[:limit]) + (f" and {len(others) - limit} more" if len(others) > limit else "")
@@ -119,7 +125,7 @@ Examples:
 {examples}
 
 Number of examples: {count}
-Answer with JSON only: {{"examples": [{{"text": "...", "label": "{label}"}}, ...]}} with exactly {count} items."""
+Answer with JSON only: {{"examples": [{{"text": "...", "label": {label_json}}}, ...]}} with exactly {count} items."""
 
 
 def refinement_request(
@@ -131,6 +137,7 @@ def refinement_request(
         problems="; ".join(problems),
         count=count,
         label=original.label,
+        label_json=_json_string(original.label),
         description=task.labels[original.label],
         examples=examples,
     )
@@ -167,6 +174,7 @@ def build_requests(
             user = USER_TEMPLATE.format(
                 text_kind=task.text_kind,
                 label=label,
+                label_json=_json_string(label),
                 description=task.labels[label],
                 other_labels=_other_labels(task, label),
                 examples="\n".join(f"- {text}" for text in examples["text"]) or "- (none yet)",

@@ -7,6 +7,7 @@ user fixes a typo in one try instead of reading a traceback.
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -19,7 +20,24 @@ from synth_assets.core.template_generator import OPERATORS
 
 TASK_FILE = "task.yaml"
 TASK_NAME_PATTERN = re.compile(r"^[a-z0-9_]{1,40}$")
-LABEL_PATTERN = re.compile(r"^[A-Za-z0-9_.:/+-]{1,80}$")
+MAX_LABEL_CHARS = 80
+
+
+def label_problem(label: str) -> str:
+    """Why ``label`` cannot name a class, or ``""`` when it can.
+
+    Real datasets name classes every way ("alarm_set", "Sci/Tech", "not spam", "négatif", "0"), and
+    every one of those is kept as it is. What is refused would break a CSV row, a prompt or a report.
+    """
+    if not label.strip():
+        return "is empty"
+    if label != label.strip():
+        return "starts or ends with a space"
+    if len(label) > MAX_LABEL_CHARS:
+        return f"has {len(label)} characters (at most {MAX_LABEL_CHARS})"
+    if any(unicodedata.category(ch).startswith("C") for ch in label):
+        return "holds a line break, tab or other control character"
+    return ""
 
 
 class TaskConfigError(ValueError):
@@ -240,15 +258,23 @@ class TaskConfig(_Strict):
             raise ValueError(f"{name!r} must be 1-40 characters of a-z, 0-9 and _ (it prefixes batch keys)")
         return name
 
-    @field_validator("labels")
+    @field_validator("labels", mode="before")
     @classmethod
-    def _labels_are_named(cls, labels: dict[str, str]) -> dict[str, str]:
+    def _labels_are_named(cls, labels: object) -> object:
+        if not isinstance(labels, dict):
+            return labels  # the type error names it
+        named = {}
         for label, description in labels.items():
-            if not LABEL_PATTERN.match(str(label)):
-                raise ValueError(f"label {label!r} must be 1-80 characters without spaces")
-            if not str(description or "").strip():
+            if isinstance(label, bool):  # YAML 1.1 reads yes/no/on/off/true/false keys as booleans
+                raise ValueError(f"label {label!r} was read by YAML as a boolean; quote the label in task.yaml ('yes': ...)")
+            if isinstance(label, int):  # ``0: negative`` is the label "0", as the seed files spell it
+                label = str(label)
+            if isinstance(label, str) and (problem := label_problem(label)):
+                raise ValueError(f"label {label!r} {problem}")
+            if description is None or not str(description).strip():
                 raise ValueError(f"label {label!r} needs a one-line description")
-        return labels
+            named[label] = description if isinstance(description, str) else str(description)
+        return named
 
     @model_validator(mode="after")
     def _judge_has_a_model(self) -> TaskConfig:
