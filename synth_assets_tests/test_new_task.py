@@ -90,6 +90,7 @@ def test_what_cannot_become_a_task_is_named(dataset, tmp_path):
 def test_a_licence_is_read_from_the_first_sentence_under_its_heading():
     assert license_from_source(SOURCE_NOTES) == "Creative Commons Attribution 4.0 International (CC BY 4.0)"
     assert license_from_source("# data\n\nno licence heading here\n") is None
+    assert license_from_source("# data\n\n- **Licence:** CC BY-SA 3.0. Attribute the authors.\n") == "CC BY-SA 3.0"
 
 
 # Labels as public datasets spell them: capitals and spaces, accents, punctuation, a quote.

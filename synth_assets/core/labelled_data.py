@@ -101,12 +101,13 @@ def read_labelled_file(
     for line, record in records:
         text = collapse_whitespace(_field(record.get("text")))
         label = _field(record.get("label")).strip()
-        if drop_textless and not normalize_text(text):
+        key = normalize_text(text)
+        if drop_textless and not key:
             textless.append(line)
             continue
         if not text:
             problems.append(f"line {line}: empty text; write the example or delete the line")
-        elif not normalize_text(text):
+        elif not key:
             problems.append(f"line {line}: text {text!r} has no letters or digits; delete the line")
         if known is None:
             if not label:
@@ -116,7 +117,6 @@ def read_labelled_file(
         elif label not in known:
             shown = ", ".join(sorted(known)[:8]) + (", ..." if len(known) > 8 else "")
             problems.append(f"line {line}: unknown label {label!r}; use a label from task.yaml ({shown}) or add it there")
-        key = normalize_text(text)
         if reject_duplicates and key and key in first_line_of:
             problems.append(f"line {line}: duplicate of line {first_line_of[key]} ({text!r}); delete one of them")
         first_line_of.setdefault(key, line)

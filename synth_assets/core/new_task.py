@@ -75,16 +75,26 @@ def describe_label(label: str) -> str:
     return re.sub(r"[_\s]+", " ", label).strip()
 
 
+LICENSE_LINE = re.compile(r"^[\s>*_-]*licen[cs]e[*_]*\s*:[*_\s]*(?P<license>\S.*)$", re.IGNORECASE)
+
+
 def license_from_source(text: str) -> str | None:
-    """The first sentence under a heading that mentions a licence, if the source notes have one."""
+    """The licence the source notes name first: the first sentence under a heading that mentions a
+    licence, or what follows ``License:`` on a line of its own."""
+
+    def first_sentence(line: str) -> str:
+        return re.split(r"(?<=[).])\s", line.strip(), maxsplit=1)[0].rstrip(".")
+
     lines = text.splitlines()
     for number, line in enumerate(lines):
+        if match := LICENSE_LINE.match(line):
+            return first_sentence(match["license"])
         if line.lstrip().startswith("#") and re.search(r"licen[cs]e", line, re.IGNORECASE):
             for following in lines[number + 1 :]:
                 if following.lstrip().startswith("#"):
                     break
                 if following.strip():
-                    return re.split(r"(?<=[).])\s", following.strip(), maxsplit=1)[0].rstrip(".")
+                    return first_sentence(following)
     return None
 
 
