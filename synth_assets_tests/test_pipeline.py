@@ -209,5 +209,3 @@ def test_auto_share_is_chosen_on_validation_and_recorded(factory, data_dir):
         "play_music",
         "weather_query",
     }
-
-
