@@ -160,3 +160,87 @@ def test_seeds_in_another_language_get_no_english_framing_or_description_words()
     rows = tg.generate_template_rows(seeds, {"food": "food", "money": "money"}, attempts={"food": 20, "money": 20}, rng_seed=3)
     latin = rows["text"].str.contains(r"[A-Za-z]")
     assert not latin.any(), rows.loc[latin, "text"].tolist()
+
+
+LONG_SEEDS = {
+    "law": [
+        "The judge asked for silence. The lawyer stood up slowly. He said his client was innocent of every charge.",
+        "A contract is a promise the court will enforce. Read it before you sign. Then read it again with a lawyer.",
+        "The jury was out for three days. When they came back, the verdict surprised everyone in the courtroom.",
+        "Never ask a witness a question you do not know the answer to. The trial lawyer learns this early.",
+    ],
+    "food": [
+        "Bread is best on the day it is baked. After that, make toast. After a week, feed the ducks.",
+        "The chef tasted the soup and frowned. More salt, she said. Then she added a little lemon as well.",
+        "Breakfast is the most important meal of the day. Lunch is a close second. Dinner wins on weekends.",
+        "A good tomato needs sun and patience. Pick it warm from the vine and eat it with a pinch of salt.",
+    ],
+}
+
+
+def _long_seeds() -> pd.DataFrame:
+    rows = [(f"s:{label}:{i}", text, label) for label, texts in LONG_SEEDS.items() for i, text in enumerate(texts)]
+    return pd.DataFrame(rows, columns=["seed_id", "text", "label"])
+
+
+def test_sentences_are_cut_after_end_punctuation_followed_by_a_word():
+    tokens = tg.tokenize('He said "stop." Then he left! Why? Nobody knows...')
+    assert [tg.detokenize(sentence) for sentence in tg._sentences(tokens)] == [
+        'He said "stop."',
+        "Then he left!",
+        "Why?",
+        "Nobody knows...",
+    ]
+    assert tg._sentences(tg.tokenize("one sentence only.")) == [tg.tokenize("one sentence only.")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'He said "stop." Then he left!',
+        "A first-degree charge, he said (in court), isn't a \"joke\" and it's “final”.",
+        "Set an alarm for 7:30 am, please.",
+    ],
+)
+def test_tokens_join_back_into_the_text_they_came_from(text):
+    assert tg.detokenize(tg.tokenize(text)) == text
+
+
+def test_crossover_joins_the_head_of_one_seed_to_the_tail_of_another_of_its_label():
+    seeds = _long_seeds()
+    rows = tg.generate_template_rows(
+        seeds, {"law": "law", "food": "food"}, attempts={"law": 20, "food": 20}, rng_seed=5, weights={"crossover": 1}
+    )
+    by_id = dict(zip(seeds["seed_id"], seeds["text"]))
+    sentences_of = {
+        label: {s for text in texts for s in map(tg.detokenize, tg._sentences(tg.tokenize(text)))}
+        for label, texts in LONG_SEEDS.items()
+    }
+    crossed = rows[rows["template_id"] == "crossover"]
+    assert len(crossed) >= 10
+    for text, label, seed_ids in zip(crossed["text"], crossed["label"], crossed["seed_ids"]):
+        assert len(set(seed_ids)) == len(seed_ids) >= 2 and all(by_id[seed_id] in LONG_SEEDS[label] for seed_id in seed_ids)
+        assert set(map(tg.detokenize, tg._sentences(tg.tokenize(text)))) <= sentences_of[label], "whole sentences of its label"
+
+
+def test_a_near_copy_of_its_seed_is_drawn_again_as_an_exact_copy_is():
+    """One inserted word leaves a three-sentence seed a near copy that dedup would reject: the generator looks further."""
+    seeds = _long_seeds()
+    descriptions = {"law": "courts judges verdicts", "food": "cooking baking meals"}
+    attempts = {"law": 30, "food": 30}
+    by_id = dict(zip(seeds["seed_id"], seeds["text"]))
+
+    def near_copies(rows, threshold):
+        return sum(
+            any(tg._jaccard(tg.shingles(text, 5), tg.shingles(by_id[seed_id], 5)) >= threshold for seed_id in seed_ids)
+            for text, seed_ids in zip(rows["text"], rows["seed_ids"])
+        )
+
+    guarded = tg.generate_template_rows(seeds, descriptions, attempts=attempts, rng_seed=3)
+    unguarded = tg.generate_template_rows(seeds, descriptions, attempts=attempts, rng_seed=3, near_copy_threshold=1.01)
+    assert near_copies(unguarded, 0.8) > 15, "word edits alone leave long seeds near copies"
+    assert near_copies(guarded, 0.8) <= 3
+    assert (
+        near_copies(tg.generate_template_rows(seeds, descriptions, attempts=attempts, rng_seed=3, near_copy_threshold=0.95), 0.95)
+        <= 3
+    )

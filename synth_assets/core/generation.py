@@ -130,6 +130,8 @@ def _template_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame, attempts:
         attempts=attempts,
         rng_seed=derive_seed(task.name, batch, "generate"),
         weights=task.generation.operators,
+        near_copy_threshold=task.dedup.near_dup_threshold,
+        shingle_chars=task.dedup.shingle_chars,
     )
     request_keys = [
         stable_hash("template", template_generator.TEMPLATE_VERSION, task.name, batch, label, int(index), seeds_fingerprint)

@@ -10,6 +10,8 @@ Operators:
 - ``splice``: the start of one seed joined to the end of another seed of the same label at a
   word they share ("wake me up at six" + "set an alarm at noon please" -> "wake me up at noon
   please").
+- ``crossover``: the first sentences of a multi-sentence seed followed by the last sentences of
+  another seed of the same label (documents, reviews, jokes: text longer than one utterance).
 - ``slot``: a slot value swapped for another of the same slot (built-in English lexicons for
   numbers, times, days, months, parts of the day, colours, cities, currencies; first names).
 - ``reframe``: the seed's opening or closing phrase replaced with another label-neutral one.
@@ -28,6 +30,12 @@ Label safety of the lexicon operators: a replacement or inserted word is never o
 labels' seeds use and this label's seeds don't (``SeedBank.foreign_words``), function words and
 slot values are never replaced, and negations / direction words (``PROTECTED_WORDS``) are never
 inserted; the lexicons leave out polarity and direction words ("on", "off", "up", "more").
+
+Novelty: an example whose character shingles overlap a seed it was made from as much as the
+near-duplicate stage's threshold is drawn again, as an exact copy is. One inserted word leaves a
+three-sentence seed a near copy, which the ``deduplicated`` stage would reject as ``copies_seed``;
+on long text the generator therefore lands on the operators that make new text (``crossover``,
+``splice``) instead of spending the batch on rows it will lose.
 """
 
 from __future__ import annotations
@@ -46,9 +54,10 @@ from faker.providers.person.en_US import Provider as _FakerPerson
 
 from synth_assets.core.text import normalize_text
 
-TEMPLATE_VERSION = "2026.11.5"
+TEMPLATE_VERSION = "2026.12.1"
 MAX_OPERATORS = 3
 TRIES_PER_EXAMPLE = 12
+SENTENCE_ENDS = {".", "!", "?"}
 # A phrase that opens or closes seeds of at least this share of labels is framing, not meaning.
 NEUTRAL_PHRASE_LABEL_SHARE = 0.08
 NEUTRAL_PHRASE_MIN_LABELS = 3
@@ -115,9 +124,10 @@ INFLECTION_LEXICON = Path(__file__).with_name("lexicons") / "noun_forms.json.gz"
 # How often ``describe`` inserts another inflection of the description word ("alarms" for "alarm").
 DESCRIBE_INFLECT_SHARE = 0.5
 
-_TOKEN = re.compile(r"\w+(?:'\w+)?|[^\w\s]")
-_NO_SPACE_BEFORE = re.compile(r" ([,.!?;:%)])")
-_NO_SPACE_AFTER = re.compile(r"([($]) ")
+# A word keeps its apostrophes and hyphens ("don't", "first-degree"); a run of other symbols is one token ('."', "--").
+_TOKEN = re.compile(r"\w+(?:['’-]\w+)*|[^\w\s]+")
+_CLOSING = tuple(",.!?;:%)]}”")  # a new token starting with one of these follows without a space
+_OPENING = tuple("([{$“")  # a new token after one of these follows without a space
 
 _NUMBER_WORDS = [
     "one",
@@ -337,12 +347,40 @@ _BUILT_IN_OPENERS = [
 _BUILT_IN_CLOSERS = [("please",), ("now",), ("for", "me"), ("thanks",)]
 
 
-def tokenize(text: str) -> list[str]:
-    return _TOKEN.findall(text)
+class Token(str):
+    """A token of a seed that remembers whether a space came before it there, so text the operators
+    leave as it was joins back as it was ("7:30", 'he said "stop."', "-- Oscar Wilde")."""
+
+    __slots__ = ("spaced",)
+
+    def __new__(cls, text: str, spaced: bool) -> Token:
+        token = super().__new__(cls, text)
+        token.spaced = spaced
+        return token
+
+
+def tokenize(text: str) -> list[Token]:
+    # A seed's first token counts as spaced: moved behind other words, it is a word of its own.
+    return [Token(match.group(), match.start() == 0 or text[match.start() - 1].isspace()) for match in _TOKEN.finditer(text)]
+
+
+def _like(token: str, text: str) -> str:
+    """``text`` taking ``token``'s place, with its spacing."""
+    return Token(text, token.spaced) if isinstance(token, Token) else text
+
+
+def _space_before(token: str, previous: str) -> bool:
+    if isinstance(token, Token) and (isinstance(previous, Token) or not _is_word(token)):
+        return token.spaced
+    # A word an operator brought in (or a seed's word after one): spaced unless punctuation says otherwise.
+    return not token.startswith(_CLOSING) and not previous.endswith(_OPENING)
 
 
 def detokenize(tokens: list[str]) -> str:
-    return _NO_SPACE_AFTER.sub(r"\1", _NO_SPACE_BEFORE.sub(r"\1", " ".join(tokens))).strip()
+    pieces = [tokens[0]] if tokens else []
+    for previous, token in zip(tokens, tokens[1:]):
+        pieces.append(" " + token if _space_before(token, previous) else token)
+    return "".join(pieces).strip()
 
 
 def _is_word(token: str) -> bool:
@@ -445,6 +483,11 @@ def _trailing_punctuation(tokens: list[str]) -> tuple[list[str], list[str]]:
     return tokens[:end], tokens[end:]
 
 
+def _lend(used: list[str], seed_ids: list[str]) -> None:
+    """Record seeds that lent the example text (its ``seed_ids``), each once."""
+    used.extend(seed_id for seed_id in seed_ids if seed_id not in used)
+
+
 def _splice(tokens, label, bank, rng, used):
     partners = [(sid, other) for sid, other in bank.by_label[label] if other != tokens]
     rng.shuffle(partners)
@@ -460,8 +503,40 @@ def _splice(tokens, label, bank, rng, used):
         ]
         if shared:
             i, j = rng.choice(shared)
-            used.append(seed_id)
+            _lend(used, [seed_id])
             return tokens[:i] + other[j:]
+    return None
+
+
+def _sentences(tokens: list[str]) -> list[list[str]]:
+    """``tokens`` cut after each run of punctuation that holds a full stop, ! or ? and is followed by a word."""
+    sentences, start, i = [], 0, 0
+    while i < len(tokens):
+        if not _is_word(tokens[i]) and SENTENCE_ENDS & set(tokens[i]):
+            end = i
+            while end + 1 < len(tokens) and not _is_word(tokens[end + 1]):
+                end += 1
+            if end + 1 < len(tokens):
+                sentences.append(tokens[start : end + 1])
+                start = end + 1
+            i = end
+        i += 1
+    return [*sentences, tokens[start:]] if start < len(tokens) else sentences
+
+
+def _crossover(tokens, label, bank, rng, used):
+    own = _sentences(tokens)
+    if len(own) < 2:
+        return None
+    partners = [(sid, other) for sid, other in bank.by_label[label] if other != tokens]
+    rng.shuffle(partners)
+    for seed_id, other in partners[:6]:
+        theirs = _sentences(other)
+        if len(theirs) < 2:
+            continue
+        head, tail = own[: rng.randint(1, len(own) - 1)], theirs[rng.randint(1, len(theirs) - 1) :]
+        _lend(used, [seed_id])
+        return [token for sentence in head + tail for token in sentence]
     return None
 
 
@@ -481,7 +556,7 @@ def _slot(tokens, label, bank, rng, used):
     replacement = rng.choice(choices)
     if tokens[position][:1].isupper():
         replacement = replacement.capitalize()
-    return tokens[:position] + [replacement] + tokens[position + 1 :]
+    return tokens[:position] + [_like(tokens[position], replacement)] + tokens[position + 1 :]
 
 
 def _reframe(tokens, label, bank, rng, used):
@@ -508,7 +583,7 @@ def _label_word(tokens, label, bank, rng, used):
     i, word = rng.choice(spots)
     # The seeds that have the pair lent the example a piece of their text: they are among its seed_ids,
     # so the validation folds leave the example out where those seeds are scored.
-    used.extend(seed_id for seed_id in bank.follower_seeds[label][(tokens[i].lower(), word)] if seed_id not in used)
+    _lend(used, bank.follower_seeds[label][(tokens[i].lower(), word)])
     return tokens[: i + 1] + [word] + tokens[i + 1 :]
 
 
@@ -572,11 +647,12 @@ def _inflect(tokens, label, bank, rng, used):
     replacement = rng.choice(choices)
     if tokens[i][:1].isupper():
         replacement = replacement.capitalize()
-    return tokens[:i] + [replacement] + tokens[i + 1 :]
+    return tokens[:i] + [_like(tokens[i], replacement)] + tokens[i + 1 :]
 
 
 OPERATORS = {
     "splice": _splice,
+    "crossover": _crossover,
     "slot": _slot,
     "reframe": _reframe,
     "label_word": _label_word,
@@ -596,6 +672,7 @@ OPERATOR_WEIGHTS = {
     "inflect": 3,
     "reframe": 2,
     "splice": 1,
+    "crossover": 2,
     "label_word": 1,
     "slot": 0,
     "drop": 0,
@@ -620,6 +697,19 @@ def _one_example(label: str, bank: SeedBank, rng: random.Random, weights: dict[s
     return detokenize(tokens), "+".join(applied), used
 
 
+def shingles(text: str, size: int) -> frozenset[str]:
+    """The character ``size``-shingles of the normalised text, as the near-duplicate stage counts them
+    (a text shorter than ``size`` is one shingle)."""
+    normalized = normalize_text(text)
+    if len(normalized) <= size:
+        return frozenset((normalized,))
+    return frozenset(normalized[i : i + size] for i in range(len(normalized) - size + 1))
+
+
+def _jaccard(left: frozenset[str], right: frozenset[str]) -> float:
+    return len(left & right) / len(left | right)
+
+
 def generate_template_rows(
     seeds: pd.DataFrame,
     label_descriptions: dict[str, str],
@@ -627,15 +717,27 @@ def generate_template_rows(
     attempts: dict[str, int],
     rng_seed: int,
     weights: dict[str, float] | None = None,
+    near_copy_threshold: float = 0.8,
+    shingle_chars: int = 5,
 ) -> pd.DataFrame:
     """``attempts[label]`` examples for every label of ``seeds``: text, label, template_id, seed_ids, sample_index.
 
     ``seeds`` has ``seed_id, text, label``. The same seeds and ``rng_seed`` give the same rows.
-    An example equal to a seed or to an earlier example is drawn again (up to a bound), so the
-    attempts are distinct texts wherever the seeds allow it.
+    An example equal to a seed or to an earlier example, or whose ``shingle_chars``-shingles
+    overlap a seed it was made from by a Jaccard of ``near_copy_threshold`` or more (the task's
+    near-duplicate settings), is drawn again (up to a bound), so the attempts are new texts
+    wherever the seeds allow it.
     """
     bank = SeedBank.from_seeds(seeds, label_descriptions)
     seen = {normalize_text(str(text)) for text in seeds["text"]}
+    seed_shingles = {seed_id: shingles(str(text), shingle_chars) for seed_id, text in zip(seeds["seed_id"], seeds["text"])}
+
+    def is_new(example: tuple[str, str, list[str]] | None) -> bool:
+        if example is None or normalize_text(example[0]) in seen:
+            return False
+        made = shingles(example[0], shingle_chars)
+        return all(_jaccard(made, seed_shingles[seed_id]) < near_copy_threshold for seed_id in example[2])
+
     rows = []
     for label in sorted(label_descriptions):
         if label not in bank.by_label:
@@ -645,7 +747,7 @@ def generate_template_rows(
             example = None
             for _ in range(TRIES_PER_EXAMPLE):
                 example = _one_example(label, bank, rng, weights or OPERATOR_WEIGHTS)
-                if example is not None and normalize_text(example[0]) not in seen:
+                if is_new(example):
                     break
             if example is None:
                 seed_id, tokens = bank.by_label[label][index % len(bank.by_label[label])]

@@ -84,7 +84,7 @@ def llm_session(
     deps=[seeds],
     group_name="factory",
     kinds={"parquet", "openai"},
-    code_version=stage_code_version(f"{template_generator.TEMPLATE_VERSION}/{prompts.PROMPT_VERSION}", "generation"),
+    code_version=stage_code_version(f"{template_generator.TEMPLATE_VERSION}/{prompts.PROMPT_VERSION}", "generation", "dedup"),
     description=(
         "Every generation attempt: text, label, status, generator, model, template id and version, seed ids, "
         "request key, tokens, cost."

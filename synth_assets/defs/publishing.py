@@ -23,7 +23,7 @@ AUDIT_HEAD = "audit_chain_head"  # metadata key: the audit trail's head after th
 AUDITED_ASSETS = ("generated", "gated", "training_set")  # the materializations that record AUDIT_HEAD
 
 
-def stage_code_version(stage_version: str, task_section: str | None = None) -> str:
+def stage_code_version(stage_version: str, *task_sections: str) -> str:
     """Code version of a stage: its core module version plus the task settings it reads.
 
     Editing a prompt template, generator setting, gate threshold or mixing ratio in any
@@ -31,9 +31,9 @@ def stage_code_version(stage_version: str, task_section: str | None = None) -> s
     out here; its error surfaces, with the key named, when the stage runs.
     """
     settings = {}
-    if task_section:
+    if task_sections:
         tasks = loadable_tasks(Path(default_data_dir(), "tasks"))
-        settings = {name: task.settings_fingerprint()[task_section] for name, task in tasks.items()}
+        settings = {name: [task.settings_fingerprint()[section] for section in task_sections] for name, task in tasks.items()}
     return stable_hash(stage_version, settings, length=12)
 
 
