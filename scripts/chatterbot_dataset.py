@@ -26,11 +26,10 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from sklearn.model_selection import train_test_split
+from dataset_splits import TEST_SHARE, write_splits
 
 PACKAGE = "chatterbot-corpus==1.3.3"
 MIN_TURNS = 12
-TEST_SHARE = 0.3
 
 
 def download_wheel(folder: Path) -> Path:
@@ -67,10 +66,7 @@ def main() -> int:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         frame = turns(download_wheel(Path(scratch)), args.language)
-    train, test = train_test_split(frame, test_size=TEST_SHARE, stratify=frame["label"], random_state=0)
-    args.folder.mkdir(parents=True, exist_ok=True)
-    train.to_csv(args.folder / "train.csv", index=False)
-    test.to_csv(args.folder / "test.csv", index=False)
+    train, test = write_splits(frame, args.folder)
     counts = frame["label"].value_counts()
     (args.folder / "SOURCE.md").write_text(
         f"# chatterbot-corpus {args.language}: conversation turns labelled by topic\n\n"
