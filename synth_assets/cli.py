@@ -217,6 +217,7 @@ def new_task(args) -> int:
         license=args.license,
         source_folder=source,
         overwrite=args.overwrite,
+        drop_unseen_test_labels=args.drop_unseen_test_labels,
     )
     rows = made.rows
     print(f"task {args.name} written to {made.task_dir}")
@@ -457,6 +458,11 @@ def main(argv: list[str] | None = None) -> int:
     new_task_parser.add_argument("--text-kind", default="text", help='what the texts are, e.g. "customer support message"')
     new_task_parser.add_argument("--license", help="licence of the data (default: read from SOURCE.md when there is one)")
     new_task_parser.add_argument("--overwrite", action="store_true", help="replace the files of an existing task of that name")
+    new_task_parser.add_argument(
+        "--drop-unseen-test-labels",
+        action="store_true",
+        help="leave out test rows whose label has no train rows (reported), instead of refusing the dataset",
+    )
     new_task_parser.set_defaults(handler=new_task)
     add_parser = commands.add_parser("add-batch", help="add a batch partition and materialize it")
     add_parser.add_argument("--task", required=True)

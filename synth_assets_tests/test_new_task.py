@@ -74,8 +74,11 @@ def test_a_dataset_becomes_a_task_with_seeds_drawn_per_label_and_cleaning_report
 def test_what_cannot_become_a_task_is_named(dataset, tmp_path):
     tasks = tmp_path / "tasks"
     write_csv(tmp_path / "test_unseen.csv", [("order me a taxi", "transport_taxi"), ("set an alarm", "alarm_set")])
-    with pytest.raises(NewTaskError, match="label\\(s\\) transport_taxi have no rows in .*train.csv"):
+    with pytest.raises(NewTaskError, match="label\\(s\\) transport_taxi have no rows in .*train.csv.*--drop-unseen-test-labels"):
         create_task("tiny", dataset / "train.csv", tmp_path / "test_unseen.csv", tasks)
+    kept = create_task("unseen", dataset / "train.csv", tmp_path / "test_unseen.csv", tasks, drop_unseen_test_labels=True)
+    assert kept.dropped["test rows of labels with no train rows (transport_taxi)"] == 1 and kept.rows["heldout"] == 1
+    assert "transport_taxi" not in set(pd.read_csv(kept.task_dir / "heldout.csv")["label"])
     write_csv(tmp_path / "tabbed.csv", [("wake me at six", "set\talarm"), ("is it raining", "weather")])
     with pytest.raises(ValueError, match="line 2: label 'set\\\\talarm' holds a line break, tab .*; rename it"):
         create_task("tiny", tmp_path / "tabbed.csv", dataset / "test.csv", tasks)

@@ -163,6 +163,7 @@ def create_task(
     license: str | None = None,
     source_folder: Path | None = None,
     overwrite: bool = False,
+    drop_unseen_test_labels: bool = False,
 ) -> NewTask:
     """Write ``tasks_root/<name>/`` from the splits (see the module docstring); the task loads before this returns."""
     if not TASK_NAME_PATTERN.match(name):
@@ -184,11 +185,13 @@ def create_task(
     train = train[~in_test]
 
     unseen = sorted(set(test["label"]) - set(train["label"]))
-    if unseen:
+    if unseen and not drop_unseen_test_labels:
         raise NewTaskError(
             f"{test_path}: label(s) {', '.join(unseen)} have no rows in {train_path}, so no seed can teach them; "
-            "add train rows for them or remove them from the test split"
+            "add train rows for them, remove them from the test split, or pass --drop-unseen-test-labels"
         )
+    unlearnable = test["label"].isin(unseen)
+    test = test[~unlearnable]
     counts = train["label"].value_counts()
     if counts.size < 2:
         raise NewTaskError(f"{train_path}: {counts.size} label(s); a classification task needs at least 2")
@@ -227,6 +230,7 @@ def create_task(
         "repeated text in the train split": train_repeats,
         "repeated text in the test split": test_repeats,
         "train text also in the test split": int(in_test.sum()),
+        f"test rows of labels with no train rows ({', '.join(unseen)})": int(unlearnable.sum()),
     }
     return NewTask(
         task_dir=task_dir,
