@@ -488,11 +488,16 @@ def _lend(used: list[str], seed_ids: list[str]) -> None:
     used.extend(seed_id for seed_id in seed_ids if seed_id not in used)
 
 
-def _splice(tokens, label, bank, rng, used):
-    partners = [(sid, other) for sid, other in bank.by_label[label] if other != tokens]
+def _partners(tokens, label, bank, rng, tried: int = 6) -> list[tuple[str, list[str]]]:
+    """Up to ``tried`` other seeds of ``label`` in random order: what ``splice`` and ``crossover`` join ``tokens`` to."""
+    partners = [(seed_id, other) for seed_id, other in bank.by_label[label] if other != tokens]
     rng.shuffle(partners)
+    return partners[:tried]
+
+
+def _splice(tokens, label, bank, rng, used):
     lowered = [t.lower() for t in tokens]
-    for seed_id, other in partners[:6]:
+    for seed_id, other in _partners(tokens, label, bank, rng):
         other_lowered = [t.lower() for t in other]
         shared = [
             (i, j)
@@ -528,9 +533,7 @@ def _crossover(tokens, label, bank, rng, used):
     own = _sentences(tokens)
     if len(own) < 2:
         return None
-    partners = [(sid, other) for sid, other in bank.by_label[label] if other != tokens]
-    rng.shuffle(partners)
-    for seed_id, other in partners[:6]:
+    for seed_id, other in _partners(tokens, label, bank, rng):
         theirs = _sentences(other)
         if len(theirs) < 2:
             continue
