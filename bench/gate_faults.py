@@ -22,18 +22,13 @@ from synth_assets.core.gate import gate_rows
 from synth_assets.core.generation import generate_batch
 from synth_assets.core.labelled_data import read_labelled_file
 from synth_assets.core.task_config import load_task
+from synth_assets.fake_openai import PII
 
 ROOT = Path(__file__).resolve().parents[1]
 REFUSALS = [
     "I'm sorry, but I can't help with that.",
     "As an AI language model, I cannot provide that.",
     "I cannot assist with this.",
-]
-# Real-looking values: example.com addresses and 555 numbers are the placeholder probe's, not PII.
-PII = [
-    "{} and email me at jo.martin@mailbox.org".format,
-    "{} call me on +1 415-867-2231".format,
-    "{} my card 4111 1111 1111 1111".format,
 ]
 
 

@@ -39,14 +39,47 @@ reports hits and outcomes. They map a fault name to a selector, e.g.
 - ``malformed``: finish_reason ``stop`` with ``style`` ``not_json`` (prose) or ``wrong_shape``.
 - ``refusal``: ``style`` ``refusal_field`` (content null, ``message.refusal`` set) or ``content_text``.
 - ``wrong_label``: the examples carry ``label`` (default ``other``) instead of the one asked.
-- ``duplicate``: ``style`` ``identical`` (N copies of one text) or ``previous`` (the examples of the
-  previous answer for the same label).
+- ``duplicate``: ``style`` ``identical`` (N copies of one text), ``previous`` (the examples of the
+  previous clean answer for the same label) or ``one_word_edit`` (those examples, each with one word
+  inserted or deleted: a near duplicate that an exact or normalised comparison misses); with no
+  previous answer for the label, ``previous`` and ``one_word_edit`` answer as ``identical``. Alone of
+  the faults, ``duplicate`` may be a list of selectors (one per style), checked in order.
+- ``pii``: every example gets a real-looking e-mail address, phone number or payment card number
+  appended (from ``PII``; never example.com or 555 numbers, which the gate reads as placeholders).
 
-Faults are checked in that order and a request gets the first that picks it; each fault counts
-only the requests that reach it, so ``rate_limit first 3`` then ``server_error first 1`` fails
-requests 1-3 with 429 and request 4 with 500.
+Faults are checked in that order and a request gets the first that picks it; each fault (each
+selector of a list) counts only the requests that reach it, so ``rate_limit first 3`` then
+``server_error first 1`` fails requests 1-3 with 429 and request 4 with 500.
+``faults_by_overall_share`` turns "this share of all requests" into those per-fault shares.
+``BENCH_FAULTS`` (``--faults bench``) is the benchmark's mix, as shares of all requests, 429s
+included: 5% rate limited (``retry_after`` 0.01 s), 5% truncated, 3% refused, 20% wrong labels,
+30% duplicates (5% identical, 10% previous, 15% one_word_edit), 3% PII; the other 29% are clean.
+
+Oracle mode (``FakeSettings.oracle``, ``--oracle <task folder>``) answers a generation request for
+label L with N real texts of L instead of seed variations: what a perfect generator would write,
+for development and for benchmarks that measure what one is worth. ``Oracle.from_task`` takes
+the task's ``real_pool`` minus every text that is a seed or held-out text of the task (compared
+after ``normalize_text``), each text once; ``Oracle.from_frames`` does the same for a pool and
+exclusions a bench script chose itself. Each label's texts are served in a fixed shuffled order
+from a per-label cursor, so answers are distinct until the label's texts run out; then the
+cursor wraps round and texts come again, as duplicates the factory must catch. The cursor moves
+by the new texts an answer carries: N for a clean answer, one for ``duplicate`` identical, none
+for a refusal, a repeat of a previous answer, a 429 or a 500. So an answer depends on the order
+of the requests for its label: K clean requests of N examples get the first K*N texts of the
+label's order, and which request gets which follows the order they arrive in. A reset or freshly
+started server given the same requests in the same order gives the same answers. A request for
+a label without oracle texts is a 400; judge requests are answered as in the default mode; every
+fault works in both modes.
+
+``GET /_control/planted`` lists every example served since the start or the last reset, in
+order, as ``{label_asked, text, label_given, fault}``: ``fault`` is the request's fault
+(``duplicate:<style>`` for duplicates, naming the style actually served), ``repeat`` for a
+clean example whose text an earlier answer already carried (after ``normalize_text``), ``""``
+otherwise. Refusals, 429s, 500s and expired batch items serve no example; ``GET /_control/stats``
+counts them.
 
     python -m synth_assets.fake_openai --port 8765 [--latency-ms 200] [--no-batch-api] [--no-fine-tuning] [--no-json-schema]
+        [--oracle data/tasks/hwu64] [--faults bench]
 """
 
 from __future__ import annotations
@@ -60,20 +93,29 @@ import math
 import random
 import re
 import socket
+import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email import policy
 from email.parser import BytesParser
-from typing import Any, Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from starlette.exceptions import HTTPException
+
+from synth_assets.core.text import normalize_text
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from synth_assets.core.task_config import TaskConfig
 
 CHAT_ENDPOINT = "/v1/chat/completions"
 REFUSAL = "I can't help with that."
@@ -100,6 +142,14 @@ INTERNAL_ERROR = {"code": "internal_error", "message": "The job failed due to an
 OPENERS = ("", "please ", "hey, ", "could you ", "hi, ", "quick one: ", "so, ", "ok, ")
 CLOSERS = ("", " please", " thanks", " now", " for me", " if you can", " asap", " thank you")
 SWAPS = (("the", "my"), ("turn", "switch"), ("please", "kindly"), ("can you", "could you"), ("i want", "i'd like"))
+# Words a model slips into a text it repeats; one of them, or one word fewer, makes a one_word_edit duplicate.
+FILLER_WORDS = ("just", "really", "now", "also", "maybe", "quickly")
+# Real-looking values: example.com addresses and 555 numbers are the placeholder probe's, not PII.
+PII = (
+    "{} and email me at jo.martin@mailbox.org".format,
+    "{} call me on +1 415-867-2231".format,
+    "{} my card 4111 1111 1111 1111".format,
+)
 
 _LABEL_LINE = re.compile(r"^Label:\s*(.+?)\s*$", re.MULTILINE)
 _COUNT_LINE = re.compile(r"^Number of examples:\s*(\d+)\s*$", re.MULTILINE)
@@ -158,7 +208,7 @@ class WrongLabelFault(Selector):
 
 
 class DuplicateFault(Selector):
-    style: Literal["identical", "previous"] = "identical"
+    style: Literal["identical", "previous", "one_word_edit"] = "identical"
 
 
 class Faults(BaseModel):
@@ -174,13 +224,98 @@ class Faults(BaseModel):
     malformed: MalformedFault | None = None
     refusal: RefusalFault | None = None
     wrong_label: WrongLabelFault | None = None
-    duplicate: DuplicateFault | None = None
+    duplicate: DuplicateFault | list[DuplicateFault] | None = None
+    pii: Selector | None = None
     fine_tuning_failure: Selector | None = None
 
+    def selectors(self, name: str) -> list[Selector]:
+        """The selectors of fault ``name``, in the order they are checked."""
+        chosen = getattr(self, name)
+        return [] if chosen is None else chosen if isinstance(chosen, list) else [chosen]
+
+
+def faults_by_overall_share(mix: Sequence[tuple[str, dict[str, Any], float]]) -> Faults:
+    """Faults that hit each given share of *all* requests; ``mix`` is (fault, options, share), in the order faults are checked.
+
+    A fault sees only the requests the faults before it left, so its selector's share is its
+    overall share over what is left: 5% rate limits then 5% truncations is truncate share 0.05 / 0.95.
+    """
+    order = list(Faults.model_fields)
+    positions = [order.index(name) for name, _, _ in mix]
+    if positions != sorted(positions):
+        raise ValueError(f"list the faults in the order they are checked: {', '.join(order)}")
+    if sum(share for _, _, share in mix) > 1:
+        raise ValueError("the shares add up to more than all requests")
+    left = 1.0
+    selectors: dict[str, list[dict[str, Any]]] = {}
+    for name, options, share in mix:
+        selectors.setdefault(name, []).append({**options, "share": share / left})
+        left -= share
+    return Faults.model_validate({name: found if len(found) > 1 else found[0] for name, found in selectors.items()})
+
+
+# The benchmark's target mix. A real model repeats its earlier answers, near-verbatim more often
+# than verbatim, and seldom writes one text N times in one answer.
+BENCH_FAULT_MIX = (
+    ("rate_limit", {"retry_after": 0.01}, 0.05),
+    ("truncate", {}, 0.05),
+    ("refusal", {}, 0.03),
+    ("wrong_label", {}, 0.20),
+    ("duplicate", {"style": "identical"}, 0.05),
+    ("duplicate", {"style": "previous"}, 0.10),
+    ("duplicate", {"style": "one_word_edit"}, 0.15),
+    ("pii", {}, 0.03),
+)
+BENCH_FAULTS = faults_by_overall_share(BENCH_FAULT_MIX)
+FAULT_PRESETS = {"bench": BENCH_FAULTS}
 
 CHAT_FAULTS = tuple(name for name in Faults.model_fields if name != "fine_tuning_failure")
 LIVE_FAULTS = tuple(name for name in CHAT_FAULTS if name != "batch_expire")
 BATCH_FAULTS = tuple(name for name in CHAT_FAULTS if name != "timeout")
+
+
+@dataclass(frozen=True)
+class Oracle:
+    """Real texts per label, each label's in the order oracle mode serves them (see the module docstring)."""
+
+    texts: dict[str, tuple[str, ...]]
+
+    @classmethod
+    def from_frames(cls, pool: pd.DataFrame, exclude_texts: Iterable[str], shuffle_seed: int = 0) -> Oracle:
+        """The ``text``/``label`` rows of ``pool`` but those equal to an excluded text after ``normalize_text``.
+
+        A text the pool holds twice is kept once, under the label of its first row, so no label
+        serves a text twice before its texts run out and no two labels serve the same text.
+        """
+        taken = {normalize_text(text) for text in exclude_texts}
+        by_label: dict[str, list[str]] = {}
+        for text, label in zip(pool["text"], pool["label"]):
+            key = normalize_text(text)
+            if key not in taken:
+                taken.add(key)
+                by_label.setdefault(label, []).append(text)
+        if not by_label:
+            raise ValueError(
+                "no text of the pool is left once the excluded texts are taken out; oracle mode has nothing to serve"
+            )
+        # A generator per label: adding or removing a label leaves the other labels' orders as they were.
+        shuffled = {
+            label: random.Random(f"{shuffle_seed}:{label}").sample(texts, len(texts)) for label, texts in by_label.items()
+        }
+        return cls({label: tuple(texts) for label, texts in shuffled.items()})
+
+    @classmethod
+    def from_task(cls, task: TaskConfig, shuffle_seed: int = 0) -> Oracle:
+        """The task's ``real_pool`` without its seeds and held-out texts."""
+        # Imported here: reading task files pulls in the lake (duckdb, S3 paths), which the fake server needs only in oracle mode.
+        from synth_assets.core.labelled_data import read_labelled_file
+
+        if task.real_pool_path is None:
+            raise ValueError(f"task {task.name} has no real_pool in its task.yaml; oracle mode serves texts from it")
+        pool = read_labelled_file(task.real_pool_path, task.labels, reject_duplicates=False)
+        seeds = read_labelled_file(task.seeds_path, task.labels, reject_duplicates=False)
+        heldout = read_labelled_file(task.heldout_path, task.labels, reject_duplicates=False)
+        return cls.from_frames(pool, [*seeds["text"], *heldout["text"]], shuffle_seed)
 
 
 @dataclass
@@ -192,6 +327,7 @@ class FakeSettings:
     # Creation to completion of a batch: a quarter validating, the rest spread over its items.
     batch_delay_s: float = 0.2
     faults: Faults | dict[str, Any] = field(default_factory=Faults)
+    oracle: Oracle | None = None  # oracle mode: answer with these real texts instead of seed variations
 
 
 class BadRequest(Exception):
@@ -342,6 +478,16 @@ def _vary(seed: str, rng: random.Random) -> str:
     return f"{rng.choice(OPENERS)}{seed}{rng.choice(CLOSERS)}"
 
 
+def _one_word_edit(text: str, rng: random.Random) -> str:
+    """``text`` with one filler word inserted or, in a text of three words or more, one word deleted."""
+    words = text.split()
+    if len(words) >= 3 and rng.random() < 0.5:
+        del words[rng.randrange(len(words))]
+    else:
+        words.insert(rng.randrange(len(words) + 1), rng.choice(FILLER_WORDS))
+    return " ".join(words)
+
+
 def example_texts(ask: Ask) -> list[str]:
     """``ask.n`` distinct variations of the seeds, none a verbatim seed, fixed by the request body."""
     rng = random.Random(ask.digest)
@@ -476,7 +622,7 @@ class FakeOpenAI:
         self.reset()
 
     def reset(self) -> None:
-        """Back to the start state: the settings' faults, zero counters, no files, batches or fine-tuning jobs."""
+        """Back to the start state: the settings' faults, zero counters, nothing stored or planted, oracle cursors at 0."""
         for task in self.batch_tasks:
             task.cancel()
         self.faults = Faults.model_validate(self.settings.faults)
@@ -486,6 +632,9 @@ class FakeOpenAI:
         self.batch_item_outcomes: Counter[str] = Counter()
         self.max_in_flight = self.in_flight
         self.previous_examples: dict[str, list[dict[str, str]]] = {}
+        self.oracle_cursors: Counter[str] = Counter()
+        self.planted: list[dict[str, str]] = []
+        self.served_keys: set[str] = set()
         self.files: dict[str, StoredFile] = {}
         self.batches: dict[str, dict[str, Any]] = {}
         self.batch_tasks = set()
@@ -499,13 +648,63 @@ class FakeOpenAI:
 
     def _pick_fault(self, prompt: str, names: tuple[str, ...]) -> tuple[str, Selector] | None:
         for name in names:
-            rule = getattr(self.faults, name)
-            if rule is None or (rule.match is not None and rule.match not in prompt):
-                continue
-            self.fault_counts[name] += 1
-            if rule.picks(self.fault_counts[name]):
-                return name, rule
+            for position, rule in enumerate(self.faults.selectors(name)):
+                if rule.match is not None and rule.match not in prompt:
+                    continue
+                counted = f"{name}.{position}"
+                self.fault_counts[counted] += 1
+                if rule.picks(self.fault_counts[counted]):
+                    return name, rule
         return None
+
+    def _parse_ask(self, payload: dict[str, Any]) -> Ask:
+        """``parse_ask``, and in oracle mode a ``BadRequest`` for a label the oracle has no texts of."""
+        ask = parse_ask(payload, self.settings.json_schema)
+        oracle = self.settings.oracle
+        if oracle is not None and not ask.judged and not oracle.texts.get(ask.label):
+            raise BadRequest(f"The oracle has no real texts of label {ask.label!r}.", param="messages")
+        return ask
+
+    def _new_texts(self, ask: Ask, count: int) -> list[str]:
+        """``count`` new texts of the asked label: seed variations, or the oracle's next texts of the label."""
+        oracle = self.settings.oracle
+        if oracle is None:
+            return example_texts(ask)[:count]
+        texts = oracle.texts[ask.label]
+        start = self.oracle_cursors[ask.label]
+        self.oracle_cursors[ask.label] += count
+        return [texts[(start + offset) % len(texts)] for offset in range(count)]
+
+    def _examples(self, ask: Ask, name: str, rule: Selector | None) -> list[dict[str, str]]:
+        """The examples of a 200 answer to ``ask`` with its fault applied, each recorded in ``planted``."""
+        if isinstance(rule, RefusalFault):
+            return []
+        rng = random.Random(ask.digest)
+        previous = self.previous_examples.get(ask.label)
+        planted_as = "" if name == "ok" else name
+        if isinstance(rule, DuplicateFault) and rule.style != "identical" and previous:
+            edit = rule.style == "one_word_edit"
+            examples = [{**example, "text": _one_word_edit(example["text"], rng)} if edit else example for example in previous]
+            planted_as = f"duplicate:{rule.style}"
+        elif isinstance(rule, DuplicateFault):
+            examples = [{"text": self._new_texts(ask, 1)[0], "label": ask.label}] * ask.n
+            planted_as = "duplicate:identical"
+        else:
+            texts = self._new_texts(ask, ask.n)
+            if name == "pii":
+                texts = [rng.choice(PII)(text) for text in texts]
+            label = rule.label if isinstance(rule, WrongLabelFault) else ask.label
+            examples = [{"text": text, "label": label} for text in texts]
+        if name in ("ok", "timeout"):
+            self.previous_examples[ask.label] = examples
+        for example in examples:
+            key = normalize_text(example["text"])
+            fault = planted_as or ("repeat" if key in self.served_keys else "")
+            self.planted.append(
+                {"label_asked": ask.label, "text": example["text"], "label_given": example["label"], "fault": fault}
+            )
+            self.served_keys.add(key)
+        return examples
 
     def _answer(self, ask: Ask, fault: tuple[str, Selector] | None) -> tuple[int, dict[str, Any], dict[str, str]]:
         """(status, body, headers) of the chat completion for ``ask`` with ``fault`` applied."""
@@ -518,14 +717,7 @@ class FakeOpenAI:
             return 500, _error_body("The server had an error while processing your request.", "server_error"), {}
         if ask.judged:
             return 200, self._judgement(ask, name, rule), {}
-        examples = [{"text": text, "label": ask.label} for text in example_texts(ask)]
-        if name in ("ok", "timeout"):
-            self.previous_examples[ask.label] = examples
-        elif isinstance(rule, WrongLabelFault):
-            examples = [{**example, "label": rule.label} for example in examples]
-        elif isinstance(rule, DuplicateFault):
-            previous = self.previous_examples.get(ask.label) if rule.style == "previous" else None
-            examples = previous or [examples[0]] * ask.n
+        examples = self._examples(ask, name, rule)
         content: str | None = json.dumps({"examples": examples}, ensure_ascii=False)
         refusal, finish_reason = None, "stop"
         if name == "truncate":
@@ -605,7 +797,7 @@ class FakeOpenAI:
                 payload = json.loads(await request.body())
                 if not isinstance(payload, dict):
                     raise BadRequest("The request body must be a JSON object.")
-                ask = parse_ask(payload, self.settings.json_schema)
+                ask = self._parse_ask(payload)
             except json.JSONDecodeError:
                 self.chat_outcomes["bad_request"] += 1
                 return _error(400, "We could not parse the JSON body of your request.")
@@ -726,7 +918,7 @@ class FakeOpenAI:
     def _batch_item(self, custom_id: str, body: dict[str, Any]) -> tuple[dict[str, Any], str]:
         line: dict[str, Any] = {"id": self._new_id("batch_req_fake"), "custom_id": custom_id, "response": None, "error": None}
         try:
-            ask = parse_ask(body, self.settings.json_schema)
+            ask = self._parse_ask(body)
         except BadRequest as refused:
             line["response"] = {"status_code": 400, "request_id": self._new_id("req_fake"), "body": refused.body}
             return line, "bad_request"
@@ -902,6 +1094,9 @@ class FakeOpenAI:
         self.reset()
         return _json({"reset": True})
 
+    async def planted_examples(self, request: Request) -> Response:
+        return _json(self.planted)
+
     async def stats(self, request: Request) -> Response:
         return _json(
             {
@@ -965,6 +1160,7 @@ def create_app(settings: FakeSettings | None = None) -> FastAPI:
     app.add_route("/_control/faults", fake.set_faults, methods=["POST"])
     app.add_route("/_control/reset", fake.reset_state, methods=["POST"])
     app.add_route("/_control/stats", fake.stats, methods=["GET"])
+    app.add_route("/_control/planted", fake.planted_examples, methods=["GET"])
 
     @app.exception_handler(HTTPException)
     async def openai_style_error(request: Request, error: HTTPException) -> Response:
@@ -1025,13 +1221,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-batch-api", action="store_true", help="answer /v1/batches with 404")
     parser.add_argument("--no-fine-tuning", action="store_true", help="answer /v1/fine_tuning with 404")
     parser.add_argument("--no-json-schema", action="store_true", help="refuse response_format json_schema with 400")
+    parser.add_argument(
+        "--oracle", type=Path, metavar="TASK_DIR", help="oracle mode: answer with real texts of the task's real_pool"
+    )
+    parser.add_argument("--faults", choices=sorted(FAULT_PRESETS), help="start with this fault preset (bench: BENCH_FAULTS)")
     args = parser.parse_args(argv)
+    oracle = None
+    if args.oracle:
+        from synth_assets.core.task_config import load_task  # only oracle mode reads a task
+
+        oracle = Oracle.from_task(load_task(args.oracle))
+        counts = {label: len(texts) for label, texts in oracle.texts.items()}
+        print(
+            f"oracle: {sum(counts.values())} real texts of {len(counts)} labels, {min(counts.values())} to "
+            f"{max(counts.values())} per label",
+            file=sys.stderr,
+        )
     settings = FakeSettings(
         latency_ms=args.latency_ms,
         batch_api=not args.no_batch_api,
         fine_tuning=not args.no_fine_tuning,
         json_schema=not args.no_json_schema,
         batch_delay_s=args.batch_delay_s,
+        faults=FAULT_PRESETS[args.faults] if args.faults else Faults(),
+        oracle=oracle,
     )
     uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level="warning", access_log=False)
 

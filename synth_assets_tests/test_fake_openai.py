@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
 
 import openai
 import pytest
@@ -400,11 +403,12 @@ def test_latency_is_served_concurrently_to_async_clients():
         assert server.stats()["max_concurrent_chat"] > 1
 
 
-def test_command_line_serves_the_api(tmp_path):
+@contextlib.contextmanager
+def command_line_server(log: Path, *options: str) -> Iterator[str]:
+    """``python -m synth_assets.fake_openai`` with ``options`` on a free port until the block ends; yields the root URL."""
     with running_fake_openai() as probe:  # only to borrow a free port number
         port = int(probe.root_url.rsplit(":", 1)[1])
-    command = [sys.executable, "-m", "synth_assets.fake_openai", "--port", str(port), "--latency-ms", "1"]
-    log = tmp_path / "server.log"
+    command = [sys.executable, "-m", "synth_assets.fake_openai", "--port", str(port), *options]
     with open(log, "wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
     try:
@@ -416,8 +420,13 @@ def test_command_line_serves_the_api(tmp_path):
             except OSError:
                 assert process.poll() is None and time.monotonic() < deadline, log.read_text()
                 time.sleep(0.05)
-        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="test-key", max_retries=0)
-        assert examples_of(ask(client))
+        yield f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+def test_command_line_serves_the_api(tmp_path):
+    with command_line_server(tmp_path / "server.log", "--latency-ms", "1") as root_url:
+        client = openai.OpenAI(base_url=f"{root_url}/v1", api_key="test-key", max_retries=0)
+        assert examples_of(ask(client))
