@@ -18,6 +18,9 @@ from synth_assets.core import plots
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MIN_READABLE_PIXELS = 100
 METRICS = ["distinct_2", "self_similarity", "discriminator_auc", "near_duplicate_share", "macro_f1"]
+HWU64_LABELS = 64  # the demo task's label count, where the confusion title used to be cut off
+BORDER_PIXELS = 2  # constrained layout leaves a few pixels of padding; ink there means something was cut off
+WHITE = 0.99
 
 
 def _png_size(path: Path) -> tuple[int, int]:
@@ -52,11 +55,16 @@ def _history(versions: int) -> pd.DataFrame:
     return frame.assign(**{metric: rng.uniform(0, 1, versions) for metric in METRICS})
 
 
-def _confusion(labels: int) -> pd.DataFrame:
+def _confusion(labels: int, name: str = "label_{}") -> pd.DataFrame:
     rng = np.random.default_rng(labels)
     counts = np.diag(rng.integers(20, 50, labels)) + rng.poisson(0.5, (labels, labels))
-    names = [f"label_{i}" for i in range(labels)]
+    names = [name.format(i) for i in range(labels)]
     return pd.DataFrame(counts, index=names, columns=names)
+
+
+def _scores_over_versions(macro_f1: list[float], **columns: list[float]) -> pd.DataFrame:
+    versions = [f"task-batch_{number}" for number in range(1, len(macro_f1) + 1)]
+    return pd.DataFrame({"version": versions, "macro_f1": macro_f1, **columns})
 
 
 def _distribution(labels: int) -> pd.DataFrame:
@@ -77,6 +85,48 @@ CHARTS: dict[str, Callable[[Path], Path]] = {
     "confusion_heatmap": lambda path: plots.confusion_heatmap(_confusion(6), path),
     "label_distribution": lambda path: plots.label_distribution(_distribution(10), path),
 }
+# Charts at the demo's size, with intent-like names as long as HWU64's longest (recommendation_locations).
+CROWDED_CHARTS: dict[str, Callable[[Path], Path]] = {
+    "confusion_heatmap": lambda path: plots.confusion_heatmap(_confusion(HWU64_LABELS, "recommendation_{:02d}x"), path),
+    "per_class_f1": lambda path: plots.per_class_f1(_per_class(HWU64_LABELS), path),
+    "label_distribution": lambda path: plots.label_distribution(_distribution(HWU64_LABELS), path),
+    "metrics_over_versions": lambda path: plots.metrics_over_versions(
+        _history(12).assign(macro_f1_ci_low=0.1, macro_f1_ci_high=0.9, seeds_only_macro_f1=0.5),
+        path,
+        METRICS,
+        {"macro_f1": "seeds_only_macro_f1"},
+    ),
+}
+
+
+@pytest.fixture
+def saved_figures(monkeypatch) -> list:
+    """Every matplotlib figure saved while the test runs, laid out and drawn as it was written."""
+    from matplotlib.figure import Figure
+
+    figures = []
+    save = Figure.savefig
+
+    def save_and_keep(figure, *args, **kwargs):
+        figures.append(figure)
+        return save(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", save_and_keep)
+    return figures
+
+
+def _ink_on_border(path: Path) -> list[str]:
+    """The image's edges that have non-white pixels: text or lines drawn past the figure's edge."""
+    from matplotlib.image import imread
+
+    ink = (imread(path)[..., :3] < WHITE).any(axis=2)
+    edges = {
+        "top": ink[:BORDER_PIXELS],
+        "bottom": ink[-BORDER_PIXELS:],
+        "left": ink[:, :BORDER_PIXELS],
+        "right": ink[:, -BORDER_PIXELS:],
+    }
+    return [edge for edge, pixels in edges.items() if pixels.any()]
 
 
 @pytest.mark.parametrize("chart", CHARTS)
@@ -147,6 +197,95 @@ def test_metrics_over_a_single_version_with_a_missing_value(tmp_path):
 def test_metrics_over_versions_names_a_missing_metric_column(tmp_path):
     with pytest.raises(ValueError, match="toxicity"):
         plots.metrics_over_versions(_history(2), tmp_path / "history.png", ["macro_f1", "toxicity"])
+
+
+@pytest.mark.parametrize(
+    "chart", [*(("small", name) for name in CHARTS), *(("crowded", name) for name in CROWDED_CHARTS)], ids="-".join
+)
+def test_nothing_is_cut_off_at_the_edges_of_a_chart(tmp_path, chart):
+    size, name = chart
+    render = (CHARTS if size == "small" else CROWDED_CHARTS)[name]
+    assert _ink_on_border(render(tmp_path / "chart.png")) == []
+
+
+def test_the_confusion_title_of_a_64_label_task_lies_inside_the_figure(tmp_path, saved_figures):
+    plots.confusion_heatmap(_confusion(HWU64_LABELS, "recommendation_{:02d}x"), tmp_path / "confusion.png")
+    (figure,) = saved_figures
+    title = figure.axes[0].title
+    extent = title.get_window_extent(figure.canvas.get_renderer())
+    assert "30 of 64 labels" in title.get_text()
+    assert figure.bbox.x0 <= extent.x0 and extent.x1 <= figure.bbox.x1
+    assert figure.bbox.y0 <= extent.y0 and extent.y1 <= figure.bbox.y1
+
+
+def _first_panel_limits(saved_figures: list) -> tuple[float, float]:
+    (figure,) = saved_figures
+    return figure.axes[0].get_ylim()
+
+
+def test_a_tiny_change_of_macro_f1_does_not_fill_its_panel(tmp_path, saved_figures):
+    plots.metrics_over_versions(_scores_over_versions([0.650, 0.652]), tmp_path / "history.png", ["macro_f1"])
+    low, high = _first_panel_limits(saved_figures)
+    assert high - low >= plots.MIN_SCORE_SPAN
+    assert low < 0.650 and high > 0.652
+
+
+def test_the_macro_f1_panel_spans_the_intervals_and_the_seeds_only_score(tmp_path, saved_figures):
+    history = _scores_over_versions(
+        [0.650, 0.652, 0.655],
+        macro_f1_ci_low=[np.nan, 0.60, 0.63],
+        macro_f1_ci_high=[np.nan, 0.70, 0.68],
+        seeds_only_macro_f1=[np.nan, 0.55, 0.56],
+    )
+    plots.metrics_over_versions(history, tmp_path / "history.png", ["macro_f1"], {"macro_f1": "seeds_only_macro_f1"})
+    low, high = _first_panel_limits(saved_figures)
+    assert low <= 0.55 and high >= 0.70
+    (figure,) = saved_figures
+    assert [text.get_text() for text in figure.legends[0].get_texts()] == [
+        "dataset version",
+        "95% interval",
+        "seeds only macro f1",
+    ]
+
+
+def test_history_without_intervals_or_baseline_draws_the_scores_alone(tmp_path, saved_figures):
+    history = _scores_over_versions([0.650, 0.652], macro_f1_ci_low=np.nan, macro_f1_ci_high=np.nan)
+    plots.metrics_over_versions(history, tmp_path / "history.png", ["macro_f1"], {"macro_f1": "seeds_only_macro_f1"})
+    (figure,) = saved_figures
+    assert figure.legends == [] and len(figure.axes[0].collections) == 0
+
+
+def test_a_score_near_zero_keeps_its_panel_at_or_above_zero(tmp_path, saved_figures):
+    history = _scores_over_versions([0.65, 0.66], self_similarity=[0.011, 0.012])
+    plots.metrics_over_versions(history, tmp_path / "history.png", ["self_similarity"])
+    assert _first_panel_limits(saved_figures) == (0.0, plots.MIN_SCORE_SPAN)
+
+
+def test_the_ratio_curve_of_equal_scores_is_not_zoomed_to_their_noise(tmp_path, saved_figures):
+    curve = _curve(std=0.0).assign(macro_f1_mean=lambda frame: 0.6 + 0.001 * frame["synthetic_share"])
+    plots.ratio_curve(curve, tmp_path / "curve.png", chosen_share=0.5)
+    (figure,) = saved_figures
+    low, high = figure.axes[0].get_ylim()
+    assert high - low >= plots.MIN_SCORE_SPAN
+
+
+@pytest.mark.parametrize("chart", ["per_class_f1", "label_distribution"])
+def test_the_note_on_hidden_labels_has_an_empty_row_of_its_own(tmp_path, saved_figures, chart):
+    CROWDED_CHARTS[chart](tmp_path / "chart.png")
+    (figure,) = saved_figures
+    axes = figure.axes[0]
+    (note,) = [text for text in axes.texts if "not shown" in text.get_text()]
+    rows = np.sort(axes.get_yticks())
+    below, above = rows[rows < note.get_position()[1]][-1], rows[rows > note.get_position()[1]][0]
+    assert above - below == 2, "the rows either side of the note must be a full row apart"
+
+
+def test_the_largest_label_share_is_drawn_clear_of_the_frame(tmp_path, saved_figures):
+    distribution = _distribution(10)
+    plots.label_distribution(distribution, tmp_path / "distribution.png")
+    (figure,) = saved_figures
+    largest = max(distribution["real_share"].max(), distribution["version_share"].max())
+    assert figure.axes[0].get_xlim()[1] >= largest * (1 + plots.AXIS_MARGIN)
 
 
 def test_confusion_beyond_max_labels_is_drawn_at_the_size_of_max_labels(tmp_path):

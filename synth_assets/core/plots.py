@@ -10,7 +10,7 @@ or date, so identical inputs give identical bytes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,12 @@ SPLIT_ORDER = ("heldout", "validation")
 TITLE_FONT_SIZE = 11
 LABEL_FONT_SIZE = 9
 TICK_FONT_SIZE = 8
+# A chart of 0-1 scores never spans less than this on its y axis: autoscaled, a 0.002 change looks like a cliff.
+MIN_SCORE_SPAN = 0.05
+SCORE_RANGE = (0.0, 1.0)
+INTERVAL_SUFFIXES = ("_ci_low", "_ci_high")
+INTERVAL_BAR_POINTS = 7
+AXIS_MARGIN = 0.05  # matplotlib's default share of the data range left free beyond the extreme points
 # Without the software/date keys, matplotlib writes no version into the PNG: same input, same bytes.
 DETERMINISTIC_PNG_METADATA = {"Software": None}
 
@@ -57,6 +63,7 @@ def ratio_curve(curve: pd.DataFrame, path: Path, chosen_share: float | None) -> 
             axes.axvline(chosen_share, color="0.35", linestyle="--", linewidth=1.2, label="chosen")
         if points.empty:
             _say_no_data(axes)
+        _widen_y_to_at_least(axes, MIN_SCORE_SPAN)
         axes.xaxis.set_major_formatter(PercentFormatter(xmax=1.0))
         _label_axes(
             axes,
@@ -82,17 +89,19 @@ def per_class_f1(per_class: pd.DataFrame, path: Path, max_labels: int = 40) -> P
     shown, truncated = _extremes(scored, "change", max_labels, neutral=0.0)
     title = "Per-class held-out F1: seeds only → this version"
     if truncated:
-        worsened, improved = _split_budget(max_labels)
-        title += f"\n(the {improved} most improved and {worsened} most worsened of {len(per_class)} labels)"
+        least, most = _split_budget(max_labels)
+        # Not "most worsened": fewer labels than are shown at the bottom may have lost F1.
+        title += f"\n(the {most} labels that gained most and the {least} that gained least, of {len(per_class)})"
 
     def draw(figure: Figure) -> None:
         axes = figure.add_subplot()
         names = [f"{_short(label)} ({change:+.2f})" for label, change in zip(shown["label"], shown["change"])]
-        _draw_dumbbells(axes, names, shown["f1_seeds_only"], shown["f1_version"], "seeds only", "this version")
+        hidden_after = _split_budget(max_labels)[0] if truncated else None
+        rows = _draw_dumbbells(
+            axes, names, shown["f1_seeds_only"], shown["f1_version"], ("seeds only", "this version"), hidden_after
+        )
         if "f1_all_real" in shown.columns:
-            axes.scatter(shown["f1_all_real"], range(len(shown)), marker="x", color="black", zorder=3, label="all real data")
-        if truncated:
-            _mark_hidden_middle(axes, _split_budget(max_labels)[0])
+            axes.scatter(shown["f1_all_real"], rows, marker="x", color="black", zorder=3, label="all real data")
         axes.set_xlim(-0.02, 1.02)
         _label_axes(axes, title=title, xlabel="F1 on held-out real data", ylabel="Label (change in F1)")
         _legend_below(figure, axes)
@@ -100,22 +109,42 @@ def per_class_f1(per_class: pd.DataFrame, path: Path, max_labels: int = 40) -> P
     return _render(path, (FIGURE_WIDTH_INCHES, _height_for_rows(len(shown))), draw)
 
 
-def metrics_over_versions(history: pd.DataFrame, path: Path, metrics: list[str]) -> Path:
-    """One small panel per quality metric across dataset versions, in the order the versions are given.
+def interval_columns(metric: str) -> tuple[str, str]:
+    """The history columns holding the low and high end of ``metric``'s 95% interval, when it has one."""
+    low, high = INTERVAL_SUFFIXES
+    return metric + low, metric + high
 
-    Small multiples rather than one shared axis because the metrics have unrelated scales; a
-    missing value (metric not computed for that version) is skipped, joining its neighbours.
+
+def metrics_over_versions(
+    history: pd.DataFrame, path: Path, metrics: list[str], baselines: Mapping[str, str] | None = None
+) -> Path:
+    """One small panel per 0-1 quality metric across dataset versions, in the order the versions are given.
+
+    Small multiples rather than one shared axis because the metrics have unrelated scales. A
+    metric's 95% interval (``interval_columns``) is drawn as a bar behind each version's point and
+    ``baselines`` maps a metric to a column drawn as a dashed line in its panel (e.g. the
+    seeds-only score), each where present. A missing value (not computed for that version) is
+    skipped, joining its neighbours. No panel spans less than MIN_SCORE_SPAN.
     """
     if not metrics:
         raise ValueError("metrics_over_versions needs at least one metric column to plot")
+    baselines = baselines or {}
     _require_columns(history, ["version", *metrics], "version history")
     versions = [str(version) for version in history["version"]]
     positions = np.arange(len(versions))
 
+    def column(name: str) -> np.ndarray:
+        """The column as floats, all NaN when the history lacks it (versions summarised before it existed)."""
+        values = history[name] if name in history.columns else pd.Series(np.nan, index=history.index)
+        return pd.to_numeric(values, errors="coerce").to_numpy(float)
+
     def draw(figure: Figure) -> None:
         panels = figure.subplots(len(metrics), 1, sharex=True, squeeze=False)[:, 0]
         for axes, metric in zip(panels, metrics):
-            _draw_metric_panel(axes, positions, pd.to_numeric(history[metric], errors="coerce").to_numpy(float), metric)
+            interval = tuple(column(name) for name in interval_columns(metric))
+            baseline = (baselines[metric], column(baselines[metric])) if metric in baselines else None
+            _draw_metric_panel(axes, positions, metric, column(metric), interval, baseline)
+        _legend_of_panels(figure, panels)
         bottom = panels[-1]
         bottom.set_xlim(-0.5, len(versions) - 0.5)
         bottom.set_xticks(positions, versions, rotation=35, ha="right", fontsize=TICK_FONT_SIZE)
@@ -143,7 +172,7 @@ def confusion_heatmap(confusion: pd.DataFrame, path: Path, max_labels: int = 30)
 
     def draw(figure: Figure) -> None:
         axes = figure.add_subplot()
-        image = axes.imshow(shown.to_numpy(), cmap="Blues", vmin=0.0, vmax=1.0, aspect="equal")
+        image = axes.imshow(shown.to_numpy(), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
         colorbar = figure.colorbar(image, ax=axes, shrink=0.8)
         colorbar.set_label("Share of the true label's rows", fontsize=LABEL_FONT_SIZE)
         colorbar.ax.tick_params(labelsize=TICK_FONT_SIZE)
@@ -173,18 +202,22 @@ def label_distribution(distribution: pd.DataFrame, path: Path, max_labels: int =
     shown, truncated = _extremes(scored, "ratio", max_labels, neutral=1.0)
     title = "Label shares: this version vs the real prior (sorted by version / real)"
     if truncated:
-        under, over = _split_budget(max_labels)
-        title += f"\n(the {over} most over- and {under} most under-represented of {len(distribution)} labels)"
+        lowest, highest = _split_budget(max_labels)
+        title += f"\n(the {highest} highest and the {lowest} lowest ratios, of {len(distribution)} labels)"
 
     def draw(figure: Figure) -> None:
         from matplotlib.ticker import PercentFormatter
 
         axes = figure.add_subplot()
         names = [f"{_short(label)} ({_ratio_text(ratio)})" for label, ratio in zip(shown["label"], shown["ratio"])]
-        _draw_dumbbells(axes, names, shown["real_share"], shown["version_share"], "real data", "this version")
-        if truncated:
-            _mark_hidden_middle(axes, _split_budget(max_labels)[0])
-        axes.set_xlim(left=0.0)
+        hidden_after = _split_budget(max_labels)[0] if truncated else None
+        _draw_dumbbells(axes, names, shown["real_share"], shown["version_share"], ("real data", "this version"), hidden_after)
+        # From zero, so shares compare by length, with room right of the largest share so its point clears the frame.
+        largest = np.nanmax([*shown["real_share"], *shown["version_share"], 0.0])
+        if largest > 0:
+            axes.set_xlim(0.0, largest * (1 + AXIS_MARGIN))
+        else:
+            axes.set_xlim(left=0.0)
         axes.xaxis.set_major_formatter(PercentFormatter(xmax=1.0))
         _label_axes(axes, title=title, xlabel="Share of rows", ylabel="Label (version / real ratio)")
         _legend_below(figure, axes)
@@ -267,26 +300,37 @@ def _split_budget(max_rows: int) -> tuple[int, int]:
     return lowest, max_rows - lowest
 
 
-def _draw_dumbbells(axes: Axes, names: list[str], start: pd.Series, end: pd.Series, start_label: str, end_label: str) -> None:
-    """One row per name: a segment from ``start`` to ``end``, green where it rose and red where it fell."""
+def _draw_dumbbells(
+    axes: Axes, names: list[str], start: pd.Series, end: pd.Series, labels: tuple[str, str], hidden_after: int | None
+) -> np.ndarray:
+    """One row per name: a segment from ``start`` to ``end``, green where it rose and red where it fell.
+
+    With ``hidden_after``, an empty row after the first ``hidden_after`` names says that labels were
+    left out there (its note would hide a point on a row of its own). Returns each name's row.
+    """
     rows = np.arange(len(names))
+    if hidden_after is not None:
+        rows = rows + (rows >= hidden_after)
     start_values = start.to_numpy(float)
     end_values = end.to_numpy(float)
     colours = np.where(end_values >= start_values, "tab:green", "tab:red")
     axes.hlines(rows, start_values, end_values, colors=colours, linewidth=2, alpha=0.7)
-    axes.scatter(start_values, rows, color="0.55", zorder=3, label=start_label)
-    axes.scatter(end_values, rows, color="tab:blue", zorder=3, label=end_label)
+    axes.scatter(start_values, rows, color="0.55", zorder=3, label=labels[0])
+    axes.scatter(end_values, rows, color="tab:blue", zorder=3, label=labels[1])
     axes.set_yticks(rows, names)
-    axes.set_ylim(-0.7, max(len(names), 1) - 0.3)
+    axes.set_ylim(-0.7, (rows[-1] if len(rows) else 0) + 0.7)
     axes.grid(axis="x", alpha=0.3)
+    if hidden_after is not None:
+        _mark_hidden_middle(axes, hidden_after)
+    return rows
 
 
-def _mark_hidden_middle(axes: Axes, rows_below: int) -> None:
-    """A dotted rule where the labels between the lowest and the highest shown were left out."""
-    axes.axhline(rows_below - 0.5, color="0.4", linestyle=":", linewidth=1)
+def _mark_hidden_middle(axes: Axes, row: int) -> None:
+    """A dotted rule with a note across the empty ``row`` where the labels in between were left out."""
+    axes.axhline(row, color="0.4", linestyle=":", linewidth=1)
     axes.text(
         0.99,
-        rows_below - 0.5,
+        row,
         "labels in between not shown",
         transform=axes.get_yaxis_transform(),
         ha="right",
@@ -303,14 +347,79 @@ def _legend_below(figure: Figure, axes: Axes) -> None:
     figure.legend(handles, labels, loc="outside lower center", ncols=len(labels), fontsize=LABEL_FONT_SIZE, frameon=False)
 
 
-def _draw_metric_panel(axes: Axes, positions: np.ndarray, values: np.ndarray, metric: str) -> None:
+def _draw_metric_panel(
+    axes: Axes,
+    positions: np.ndarray,
+    metric: str,
+    values: np.ndarray,
+    interval: tuple[np.ndarray, np.ndarray],
+    baseline: tuple[str, np.ndarray] | None,
+) -> None:
+    """The metric's points joined across versions, its interval as a bar behind each point, a baseline dashed."""
     present = ~np.isnan(values)
-    axes.plot(positions[present], values[present], marker="o")
+    (line,) = axes.plot(positions[present], values[present], marker="o", zorder=3, label="dataset version")
+    low, high = interval
+    bounded = ~np.isnan(low) & ~np.isnan(high)
+    if bounded.any():
+        axes.vlines(
+            positions[bounded],
+            low[bounded],
+            high[bounded],
+            color=line.get_color(),
+            linewidth=INTERVAL_BAR_POINTS,
+            alpha=0.3,
+            label="95% interval",
+        )
+    if baseline is not None:
+        name, reference = baseline
+        known = ~np.isnan(reference)
+        if known.any():
+            axes.plot(
+                positions[known],
+                reference[known],
+                linestyle="--",
+                marker="s",
+                markersize=4,
+                color="0.4",
+                label=name.replace("_", " "),
+            )
     if not present.any():
         _say_no_data(axes)
+    _widen_y_to_at_least(axes, MIN_SCORE_SPAN)
     axes.set_ylabel(metric.replace("_", " "), fontsize=LABEL_FONT_SIZE)
     axes.tick_params(labelsize=TICK_FONT_SIZE)
     axes.grid(alpha=0.3)
+
+
+def _widen_y_to_at_least(axes: Axes, span: float) -> None:
+    """Widen the y axis to ``span`` when the data would zoom it tighter.
+
+    About its centre, but not past the ends of SCORE_RANGE unless the data already is: a score near
+    0 gets the window [0, span] rather than a negative half.
+    """
+    low, high = axes.get_ylim()
+    if high - low >= span:
+        return
+    floor, ceiling = min(low, SCORE_RANGE[0]), max(high, SCORE_RANGE[1])
+    start = min(max((low + high - span) / 2, floor), ceiling - span)
+    axes.set_ylim(start, start + span)
+
+
+def _legend_of_panels(figure: Figure, panels: Sequence[Axes]) -> None:
+    """One legend under all panels, each entry once, when any panel draws more than the metric itself."""
+    entries: dict[str, object] = {}
+    for panel in panels:
+        for handle, label in zip(*panel.get_legend_handles_labels()):
+            entries.setdefault(label, handle)
+    if len(entries) > 1:
+        figure.legend(
+            entries.values(),
+            entries.keys(),
+            loc="outside lower center",
+            ncols=len(entries),
+            fontsize=LABEL_FONT_SIZE,
+            frameon=False,
+        )
 
 
 def _square_counts(confusion: pd.DataFrame) -> pd.DataFrame:

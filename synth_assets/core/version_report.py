@@ -15,11 +15,17 @@ from pathlib import Path
 import pandas as pd
 
 from synth_assets.core import plots
+from synth_assets.core.batches import task_of
 from synth_assets.core.lake import atomic_write
-from synth_assets.core.report import markdown_table
+from synth_assets.core.report import MISSING, format_number, markdown_table
 
 REPORT_FILE = "report.md"
-HISTORY_METRICS = ["macro_f1", "discriminator_auc", "distinct_2", "self_similarity", "batch_near_dup_rate"]
+# One panel each in the chart over versions, all on a 0-1 scale.
+HISTORY_PANELS = ["macro_f1", "discriminator_auc", "distinct_2", "self_similarity", "batch_near_dup_rate"]
+# Drawn in the macro-F1 panel: the version's 95% bootstrap interval (plots.interval_columns) and the seeds-only score.
+HISTORY_BASELINES = {"macro_f1": "seeds_only_macro_f1"}
+# Every numeric column of the history; older versions' summaries lack the interval and the baseline (NaN).
+HISTORY_METRICS = [*HISTORY_PANELS, "macro_f1_ci_low", "macro_f1_ci_high", "seeds_only_macro_f1"]
 
 
 @dataclass(frozen=True)
@@ -33,7 +39,7 @@ class ReportInputs:
     confusion: pd.DataFrame
     attribution: pd.DataFrame
     distribution: pd.DataFrame  # label, real_share, version_share, ratio
-    history: pd.DataFrame  # version + HISTORY_METRICS, oldest first, this version last
+    history: pd.DataFrame  # version + HISTORY_METRICS of this task's versions, oldest first, this version last
     exports: dict[str, Path]
 
 
@@ -59,11 +65,32 @@ def _previous_line(history: pd.DataFrame) -> str:
         return "This is the task's first evaluated version."
     previous, current = history.iloc[-2], history.iloc[-1]
     change = current["macro_f1"] - previous["macro_f1"]
-    return f"Previous version `{previous['version']}`: macro-F1 {previous['macro_f1']:.4f} ({change:+.4f} now)."
+    line = f"Previous version `{previous['version']}`: macro-F1 {previous['macro_f1']:.4f} ({change:+.4f} now"
+    low, high = (current.get(column) for column in plots.interval_columns("macro_f1"))
+    if pd.notna(low) and pd.notna(high):
+        line += f"; this version's 95% interval {low:.4f} to {high:.4f}"
+    return line + ")."
+
+
+def _require_one_task(history: pd.DataFrame, task: str) -> None:
+    """The chart over versions compares a task with itself; another task's scores on it would mislead."""
+    others = [version for version in history["version"] if task_of(version) != task]
+    if others:
+        raise ValueError(f"the history of task {task!r} holds versions of other tasks: {others}")
+
+
+def _rows_by_origin(counts: dict) -> str:
+    return " + ".join(f"{rows} {origin}" for origin, rows in counts.items()) + " rows"
+
+
+def _generators(generators: list) -> str:
+    return "; ".join(", ".join(str(part or MISSING) for part in generator) for generator in generators) or "none"
 
 
 def _dict_table(values: dict, key: str = "metric", value: str = "value") -> str:
-    return markdown_table(pd.DataFrame(list(values.items()), columns=[key, value]), max_rows=50)
+    # Object dtype keeps each value's own type: a count stays an int beside the floats.
+    frame = pd.DataFrame({key: list(values), value: pd.Series(list(values.values()), dtype=object)})
+    return markdown_table(frame, max_rows=50)
 
 
 def render(inputs: ReportInputs, folder: Path) -> str:
@@ -75,8 +102,9 @@ def render(inputs: ReportInputs, folder: Path) -> str:
     plots.per_class_f1(inputs.per_class, folder / "per_class_f1.png")
     plots.confusion_heatmap(inputs.confusion, folder / "confusion.png")
     plots.label_distribution(inputs.distribution, folder / "label_distribution.png")
-    metrics = [metric for metric in HISTORY_METRICS if metric in inputs.history]
-    plots.metrics_over_versions(inputs.history, folder / "over_versions.png", metrics)
+    _require_one_task(inputs.history, inputs.task)
+    panels = [metric for metric in HISTORY_PANELS if metric in inputs.history]
+    plots.metrics_over_versions(inputs.history, folder / "over_versions.png", panels, HISTORY_BASELINES)
     delta = heldout["delta_macro_f1_vs_seeds_only"]
     validation = manifest.get("validation")
     sections = [
@@ -87,7 +115,7 @@ def render(inputs: ReportInputs, folder: Path) -> str:
         markdown_table(_score_rows(inputs)),
         "## Mixing ratio",
         f"Synthetic share **{chosen:g}** ({manifest['synthetic_share_chosen_by']}), balance `{manifest['balance']}`; "
-        f"{manifest['counts']['by_origin']} rows. The held-out curve trains every point on the version's size "
+        f"{_rows_by_origin(manifest['counts']['by_origin'])}. The held-out curve trains every point on the version's size "
         "(rows repeat where a part runs short); 100% is train-synthetic-test-real. The validation curve is scored "
         "on folds of the seeds and is what `synthetic_share: auto` chooses on.",
         "![ratio curve](ratio_curve.png)",
@@ -110,13 +138,17 @@ def render(inputs: ReportInputs, folder: Path) -> str:
         "Real-vs-synthetic discriminator AUC (0.5: indistinguishable), vocabulary and length divergence, and the "
         "synthetic rows' diversity on a fixed-size sample (comparable across versions).",
         _dict_table(heldout["shift"] | {f"synthetic {k}": v for k, v in heldout["diversity"].items()}),
+        "Across the task's versions, oldest first: held-out macro-F1 with its 95% bootstrap interval and the "
+        "seeds-only score, the discriminator AUC, the synthetic rows' distinct-2 and self-similarity, and the "
+        f"batch's near-duplicate rate. Every panel spans at least {plots.MIN_SCORE_SPAN:g}, so a small change "
+        "does not look like a cliff.",
         "![over versions](over_versions.png)",
         "## Leakage and privacy",
         "Distance to the closest real record (1 - cosine of character n-grams) of each synthetic row, against the "
         "seeds and against the held-out split; the real baseline is how far held-out rows are from the seeds.",
         _dict_table(heldout["leakage"]),
         "## Label distribution",
-        f"Total variation from the real prior: {manifest['label_distribution_total_variation']}.",
+        f"Total variation from the real prior: {format_number(manifest['label_distribution_total_variation'])}.",
         "![label distribution](label_distribution.png)",
         "## Provenance",
         _dict_table(
@@ -124,7 +156,7 @@ def render(inputs: ReportInputs, folder: Path) -> str:
                 "content hash": manifest["content_hash"],
                 "batches included": ", ".join(manifest["batches_included"]) or "none",
                 "batches excluded": ", ".join(manifest["batches_excluded"]) or "none",
-                "generators (generator, model, template version)": "; ".join(map(str, manifest["generators"])) or "none",
+                "generators (generator, model, template version)": _generators(manifest["generators"]),
                 "generation cost (USD)": manifest["generation_cost_usd"],
                 "cost per accepted example (USD)": manifest["cost_per_accepted_example_usd"],
                 **{f"export: {kind}": str(path) for kind, path in inputs.exports.items()},
