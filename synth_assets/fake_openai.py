@@ -38,7 +38,9 @@ reports hits and outcomes. They map a fault name to a selector, e.g.
 - ``truncate``: content cut mid-JSON, finish_reason ``length``.
 - ``malformed``: finish_reason ``stop`` with ``style`` ``not_json`` (prose) or ``wrong_shape``.
 - ``refusal``: ``style`` ``refusal_field`` (content null, ``message.refusal`` set) or ``content_text``.
-- ``wrong_label``: the examples carry ``label`` (default ``other``) instead of the one asked.
+- ``wrong_label``: the examples carry ``label`` (default ``other``) instead of the one asked; with ``style``
+  ``mislabelled_text`` (oracle mode) they are real texts of another label, labelled as asked (planted as
+  ``wrong_label:<their label>``).
 - ``duplicate``: ``style`` ``identical`` (N copies of one text), ``previous`` (the examples of the
   previous clean answer for the same label) or ``one_word_edit`` (those examples, each with one word
   inserted or deleted: a near duplicate that an exact or normalised comparison misses); with no
@@ -52,7 +54,8 @@ selector of a list) counts only the requests that reach it, so ``rate_limit firs
 ``server_error first 1`` fails requests 1-3 with 429 and request 4 with 500.
 ``faults_by_overall_share`` turns "this share of all requests" into those per-fault shares.
 ``BENCH_FAULTS`` (``--faults bench``) is the benchmark's mix, as shares of all requests, 429s
-included: 5% rate limited (``retry_after`` 0.01 s), 5% truncated, 3% refused, 20% wrong labels,
+included: 5% rate limited (``retry_after`` 0.01 s), 5% truncated, 3% refused, 20% wrong labels
+(``mislabelled_text``: real texts of another label, labelled as asked; oracle mode only),
 30% duplicates (5% identical, 10% previous, 15% one_word_edit), 3% PII; the other 29% are clean.
 
 Oracle mode (``FakeSettings.oracle``, ``--oracle <task folder>``) answers a generation request for
@@ -98,7 +101,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email import policy
 from email.parser import BytesParser
 from pathlib import Path
@@ -205,6 +208,10 @@ class RefusalFault(Selector):
 
 class WrongLabelFault(Selector):
     label: str = "other"
+    # label_field: the examples carry ``label`` (the client refuses them itself);
+    # mislabelled_text (oracle mode): real texts of another label, labelled as asked, the way a model
+    # gets a label wrong; only the gate's label check can catch them.
+    style: Literal["label_field", "mislabelled_text"] = "label_field"
 
 
 class DuplicateFault(Selector):
@@ -260,7 +267,7 @@ BENCH_FAULT_MIX = (
     ("rate_limit", {"retry_after": 0.01}, 0.05),
     ("truncate", {}, 0.05),
     ("refusal", {}, 0.03),
-    ("wrong_label", {}, 0.20),
+    ("wrong_label", {"style": "mislabelled_text"}, 0.20),
     ("duplicate", {"style": "identical"}, 0.05),
     ("duplicate", {"style": "previous"}, 0.10),
     ("duplicate", {"style": "one_word_edit"}, 0.15),
@@ -625,7 +632,7 @@ class FakeOpenAI:
         """Back to the start state: the settings' faults, zero counters, nothing stored or planted, oracle cursors at 0."""
         for task in self.batch_tasks:
             task.cancel()
-        self.faults = Faults.model_validate(self.settings.faults)
+        self.faults = self._usable(Faults.model_validate(self.settings.faults))
         self.fault_counts: Counter[str] = Counter()
         self.hits: Counter[str] = Counter()
         self.chat_outcomes: Counter[str] = Counter()
@@ -665,6 +672,12 @@ class FakeOpenAI:
             raise BadRequest(f"The oracle has no real texts of label {ask.label!r}.", param="messages")
         return ask
 
+    def _usable(self, faults: Faults) -> Faults:
+        wrong = faults.wrong_label
+        if wrong is not None and wrong.style == "mislabelled_text" and self.settings.oracle is None:
+            raise ValueError("wrong_label style mislabelled_text needs oracle mode: only the oracle has other labels' texts")
+        return faults
+
     def _new_texts(self, ask: Ask, count: int) -> list[str]:
         """``count`` new texts of the asked label: seed variations, or the oracle's next texts of the label."""
         oracle = self.settings.oracle
@@ -689,6 +702,11 @@ class FakeOpenAI:
         elif isinstance(rule, DuplicateFault):
             examples = [{"text": self._new_texts(ask, 1)[0], "label": ask.label}] * ask.n
             planted_as = "duplicate:identical"
+        elif isinstance(rule, WrongLabelFault) and rule.style == "mislabelled_text":
+            others = sorted(label for label in self.settings.oracle.texts if label != ask.label)
+            other = replace(ask, label=rng.choice(others))
+            examples = [{"text": text, "label": ask.label} for text in self._new_texts(other, ask.n)]
+            planted_as = f"wrong_label:{other.label}"
         else:
             texts = self._new_texts(ask, ask.n)
             if name == "pii":
@@ -1084,8 +1102,8 @@ class FakeOpenAI:
 
     async def set_faults(self, request: Request) -> Response:
         try:
-            self.faults = Faults.model_validate_json(await request.body() or b"{}")
-        except ValidationError as invalid:
+            self.faults = self._usable(Faults.model_validate_json(await request.body() or b"{}"))
+        except (ValidationError, ValueError) as invalid:
             return _error(422, str(invalid))
         self.fault_counts.clear()
         return _json({"faults": self.faults.model_dump(exclude_none=True)})

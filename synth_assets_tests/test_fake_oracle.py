@@ -18,7 +18,7 @@ import pytest
 from synth_assets.core.probes import PROBES
 from synth_assets.core.task_config import load_task
 from synth_assets.core.text import normalize_text
-from synth_assets.fake_openai import BENCH_FAULT_MIX, BENCH_FAULTS, FakeSettings, Oracle, faults_by_overall_share
+from synth_assets.fake_openai import BENCH_FAULT_MIX, BENCH_FAULTS, FakeOpenAI, FakeSettings, Oracle, faults_by_overall_share
 from synth_assets_tests.conftest import HELDOUT, SEEDS, write_csv, write_task
 from synth_assets_tests.fake_server import running_fake_openai
 from synth_assets_tests.test_fake_openai import ask, command_line_server, examples_of, start_batch, wait_for_batch
@@ -232,6 +232,23 @@ def test_wrong_label_serves_real_texts_of_the_asked_label_under_another_label(se
     assert [(record["label_asked"], record["label_given"], record["fault"]) for record in planted(server)] == [
         ("lights_off", "play_music", "wrong_label")
     ] * 2
+
+
+def test_mislabelled_text_serves_another_labels_real_texts_under_the_asked_label(server, client):
+    server.set_faults(wrong_label={"first": 1, "style": "mislabelled_text"})
+
+    examples = examples_of(ask(client, n=2))
+
+    assert {example["label"] for example in examples} == {"lights_off"}, "labelled as asked: only a label check catches it"
+    assert {example["text"] for example in examples} <= set(NEW_ALARM_SET)
+    assert [(record["label_given"], record["fault"]) for record in planted(server)] == [
+        ("lights_off", "wrong_label:alarm_set")
+    ] * 2
+
+
+def test_mislabelled_text_needs_oracle_mode():
+    with pytest.raises(ValueError, match="mislabelled_text needs oracle mode"):
+        FakeOpenAI(FakeSettings(faults={"wrong_label": {"style": "mislabelled_text"}}))
 
 
 def test_duplicate_identical_and_previous_repeat_oracle_texts(server, client):
