@@ -56,7 +56,8 @@ def test_every_attempt_ends_accepted_or_rejected_with_a_reason(factory, two_batc
     for key in two_batches:
         gated = factory.lake.read_table("gated", key)
         verdict = factory.lake.read_json("gated", key)
-        assert len(gated) == len(factory.lake.read_table("generated", key)) == verdict["attempted"]
+        attempts = len(factory.lake.read_table("generated", key)) + len(factory.lake.read_table("top_up", key))
+        assert len(gated) == attempts == verdict["attempted"]
         assert verdict["accepted"] + verdict["rejected"] == verdict["attempted"]
         assert (gated.loc[~gated["accepted"], "reject_reason"] != "").all()
         assert (gated.loc[gated["accepted"], "reject_reason"] == "").all()

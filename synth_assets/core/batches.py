@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from synth_assets.core.attempts import query_attempts
 from synth_assets.core.dedup import synthetic_copies
 from synth_assets.core.hashing import file_sha256
 from synth_assets.core.labelled_data import SUPPORTED_SUFFIXES, InputFileError, read_labelled_file
@@ -67,19 +68,17 @@ def key_for_refresh(task: str, when: datetime) -> str:
 
 
 def synthetic_registry(lake: Lake, batches: list[str]) -> pd.DataFrame:
-    """Every text the factory generated in ``batches`` (``row_id, text``), except near-copies of real text.
+    """Every text the factory generated in ``batches`` (``row_id, text``, top-up rounds too), except near-copies of real text.
 
     Rows that copy a seed or the held-out split are real text coming back, not synthetic text,
     so they are left out: a refresh batch of the same seeds must not flag itself.
     """
     written = [batch for batch in batches if lake.has_table("deduplicated", batch)]
-    return lake.query(
-        "deduplicated",
+    return query_attempts(
+        lake,
         written,
-        "SELECT row_id, text FROM rows WHERE status = 'ok' "
-        "AND dup_status NOT IN ('copies_seed', 'contaminates_heldout', 'not_checked') "
-        "ORDER BY batch_order, file_row_number",
-        empty_columns=["row_id", "text"],
+        ["row_id", "text"],
+        "status = 'ok' AND dup_status NOT IN ('copies_seed', 'contaminates_heldout', 'not_checked')",
     )
 
 

@@ -25,7 +25,7 @@ from synth_assets.core.schemas import GENERATION_FAILURES
 from synth_assets.core.task_config import GateConfig
 from synth_assets.core.too_easy import decide
 
-GATE_VERSION = "2026.11.3"
+GATE_VERSION = "2026.12.1"
 # Leftovers of a template or prompt: {slot}, [[slot]], <SLOT>, ${var}.
 _TEMPLATE_MARKER = re.compile(r"\{[^{}]{0,40}\}|\[\[|\]\]|<[A-Z_]{2,}>|\$\{")
 
@@ -186,15 +186,24 @@ def gate_rows(rows: pd.DataFrame, config: GateConfig, labels, seeds: pd.DataFram
     return table
 
 
+def missing_labels(gated: pd.DataFrame) -> list[str]:
+    """The attempted labels without an accepted row, sorted."""
+    return sorted(set(gated["label"]) - set(gated.loc[gated["accepted"], "label"]))
+
+
 def batch_verdict(gated: pd.DataFrame, config: GateConfig) -> dict:
-    """The batch-level decision and the numbers behind it (stored beside the partition)."""
+    """The batch-level decision and the numbers behind it (stored beside the partition).
+
+    Label coverage is measured on every attempt, top-up rounds included (core/top_up.py); the
+    labels still without an accepted row are named in ``missing_labels`` whether the batch passes or not.
+    """
     attempted = len(gated)
     accepted = int(gated["accepted"].sum())
     attempted_labels = sorted(gated["label"].unique())
-    covered = sorted(gated.loc[gated["accepted"], "label"].unique())
+    missing = missing_labels(gated)
     duplicates = int(gated["dup_status"].isin(["exact_dup", "near_dup", "semantic_dup"]).sum())
     yield_rate = accepted / attempted if attempted else 0.0
-    coverage = len(covered) / len(attempted_labels) if attempted_labels else 0.0
+    coverage = (len(attempted_labels) - len(missing)) / len(attempted_labels) if attempted_labels else 0.0
     near_dup_rate = duplicates / attempted if attempted else 0.0
     failures = []
     if attempted == 0:
@@ -202,10 +211,9 @@ def batch_verdict(gated: pd.DataFrame, config: GateConfig) -> dict:
     if yield_rate < config.yield_floor:
         failures.append(f"yield {yield_rate:.3f} is below gate.yield_floor={config.yield_floor}")
     if coverage < config.min_label_coverage:
-        missing = sorted(set(attempted_labels) - set(covered))
         failures.append(
             f"label coverage {coverage:.3f} is below gate.min_label_coverage={config.min_label_coverage} "
-            f"(no accepted row for: {', '.join(missing[:10])}{', ...' if len(missing) > 10 else ''})"
+            f"(no accepted row for: {', '.join(missing)})"
         )
     if near_dup_rate > config.max_near_dup_rate:
         failures.append(f"duplicate rate {near_dup_rate:.3f} is above gate.max_near_dup_rate={config.max_near_dup_rate}")
@@ -217,6 +225,7 @@ def batch_verdict(gated: pd.DataFrame, config: GateConfig) -> dict:
         "rejected": attempted - accepted,
         "yield": round(yield_rate, 4),
         "label_coverage": round(coverage, 4),
+        "missing_labels": missing,
         "near_dup_rate": round(near_dup_rate, 4),
         "rejects_by_reason": {
             k: int(v) for k, v in gated.loc[~gated["accepted"], "reject_reason"].value_counts().sort_index().items()

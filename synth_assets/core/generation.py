@@ -13,12 +13,13 @@ Backends (``generation.backend`` in task.yaml):
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import pandas as pd
 
 from synth_assets.core import template_generator
+from synth_assets.core.attempts import TOP_UP_TABLE
 from synth_assets.core.hashing import derive_seed, stable_hash
 from synth_assets.core.lake import Lake
 from synth_assets.core.llm_cache import AnswerCache, CachedAnswer
@@ -72,6 +73,7 @@ class LlmSession:
     api_key: str | None
     replay: bool
     spent_by_task_usd: float = 0.0  # what other batches of the task already cost
+    spent_by_batch_usd: float = 0.0  # what this batch already cost (a top-up round: its first pass and earlier rounds)
     unanswered: str | None = None  # set: send nothing, missing answers are request_failed rows saying this
     progress: Callable[[int, int, dict], None] | None = None
 
@@ -101,10 +103,13 @@ def request_record(request: GenerationRequest, result: CachedAnswer | Failure, r
 
 
 def spent_by_batches(lake: Lake, batches: list[str]) -> float:
-    """Dollars the ``generated`` partitions of ``batches`` cost (missing partitions cost nothing)."""
-    written = [batch for batch in batches if lake.has_table("generated", batch)]
-    spent = lake.query("generated", written, "SELECT coalesce(sum(cost_usd), 0) AS spent FROM rows", ["spent"])
-    return float(spent["spent"].iloc[0]) if len(spent) else 0.0
+    """Dollars the generation attempts of ``batches`` cost, top-up rounds included (missing partitions cost nothing)."""
+    total = 0.0
+    for table in ("generated", TOP_UP_TABLE):
+        written = [batch for batch in batches if lake.has_table(table, batch)]
+        spent = lake.query(table, written, "SELECT coalesce(sum(cost_usd), 0) AS spent FROM rows", ["spent"])
+        total += float(spent["spent"].iloc[0]) if len(spent) else 0.0
+    return total
 
 
 def template_version(task: TaskConfig) -> str:
@@ -122,19 +127,25 @@ def _frame(rows: dict) -> pd.DataFrame:
     )
 
 
-def _template_batch(task: TaskConfig, batch: str, seeds: pd.DataFrame, attempts: dict[str, int]) -> GenerationResult:
+def _template_batch(
+    task: TaskConfig, batch: str, seeds: pd.DataFrame, attempts: dict[str, int], top_up_round: int, avoid: Iterable[str]
+) -> GenerationResult:
     seeds_fingerprint = stable_hash(sorted(zip(seeds["text"], seeds["label"])))
+    top_up = ("top_up", top_up_round) if top_up_round else ()
     rows = template_generator.generate_template_rows(
         seeds[["seed_id", "text", "label"]],
         {label: task.labels[label] for label in sorted(seeds["label"].unique())},
         attempts=attempts,
-        rng_seed=derive_seed(task.name, batch, "generate"),
+        rng_seed=derive_seed(task.name, batch, "generate", *top_up),
         weights=task.generation.operators,
         near_copy_threshold=task.dedup.near_dup_threshold,
         shingle_chars=task.dedup.shingle_chars,
+        avoid=avoid,
     )
     request_keys = [
-        stable_hash("template", template_generator.TEMPLATE_VERSION, task.name, batch, label, int(index), seeds_fingerprint)
+        stable_hash(
+            "template", template_generator.TEMPLATE_VERSION, task.name, batch, label, int(index), seeds_fingerprint, *top_up
+        )
         for label, index in zip(rows["label"], rows["sample_index"])
     ]
     table = _frame(
@@ -171,16 +182,18 @@ def budget_left(
     spent_by_task_usd: float,
     *,
     at_batch_price: bool,
+    spent_by_batch_usd: float = 0.0,
 ) -> float:
     """Dollars ``batch`` may still spend; :class:`BudgetError` if its expected cost does not fit.
 
-    What the batch's cached answers cost counts against both caps, as do the task's other batches.
+    What the batch's cached answers cost counts against both caps, as do the task's other batches
+    and what the batch already spent (``spent_by_batch_usd``: a top-up round's first pass and earlier rounds).
     """
     llm = task.generation.llm
     price = price_for(llm.model, llm.price_per_million_tokens)
     cached = cache.get_many([request.key for request in requests])
-    cached_cost = sum(answer.cost_usd for answer in cached.values())
-    budget = min(llm.budget_usd_per_batch - cached_cost, llm.budget_usd_per_task - spent_by_task_usd - cached_cost)
+    spent = sum(answer.cost_usd for answer in cached.values()) + spent_by_batch_usd
+    budget = min(llm.budget_usd_per_batch - spent, llm.budget_usd_per_task - spent_by_task_usd - spent)
     pending = [request for request in requests if request.key not in cached]
     text_tokens = seeds["text"].str.len().mean() / 4 if len(seeds) else 0
     completion = min(llm.max_tokens, int(llm.examples_per_request * (text_tokens + JSON_TOKENS_PER_EXAMPLE)))
@@ -196,15 +209,24 @@ def budget_left(
 
 
 def _llm_batch(
-    task: TaskConfig, batch: str, seeds: pd.DataFrame, session: LlmSession, attempts: dict[str, int]
+    task: TaskConfig, batch: str, seeds: pd.DataFrame, session: LlmSession, attempts: dict[str, int], top_up_round: int
 ) -> GenerationResult:
     llm = task.generation.llm
     price = price_for(llm.model, llm.price_per_million_tokens)
     mode = llm.structured_output
-    requests = build_requests(task, batch, seeds, mode, attempts)
+    requests = build_requests(task, batch, seeds, mode, attempts, top_up_round)
     sending = not session.replay and session.unanswered is None
     budget = (
-        budget_left(task, batch, requests, session.cache, seeds, session.spent_by_task_usd, at_batch_price=False)
+        budget_left(
+            task,
+            batch,
+            requests,
+            session.cache,
+            seeds,
+            session.spent_by_task_usd,
+            at_batch_price=False,
+            spent_by_batch_usd=session.spent_by_batch_usd,
+        )
         if sending
         else 0.0
     )
@@ -220,7 +242,7 @@ def _llm_batch(
     except StructuredOutputUnsupported:
         # The endpoint has no json_schema support: the same batch in JSON mode, under new keys.
         mode = "json_object"
-        requests = build_requests(task, batch, seeds, mode, attempts)
+        requests = build_requests(task, batch, seeds, mode, attempts, top_up_round)
         results, summary = run_requests(requests, llm, session.cache, price, **run)
     slots = llm.examples_per_request
     columns: dict[str, list] = {name: [] for name in GENERATED_COLUMNS}
@@ -321,14 +343,19 @@ def generate_batch(
     seeds: pd.DataFrame,
     session: LlmSession | None = None,
     attempts: dict[str, int] | None = None,
+    top_up_round: int = 0,
+    avoid: Iterable[str] = (),
 ) -> GenerationResult:
     """All generation attempts for ``batch``, in the ``generated`` lake schema, and the run's numbers.
 
     ``attempts`` per label (core/quotas.py) defaults to the task's ``per_label`` for every seed label.
+    A top-up round (``top_up_round`` > 0, core/top_up.py) draws anew under keys of its own, so its
+    attempts never repeat the first pass's and a rerun finds them in the cache; the template
+    backend also redraws an example equal to one of the texts in ``avoid``.
     """
     attempts = attempts or uniform_quotas(sorted(set(seeds["label"])), task.generation.per_label)
     if task.generation.backend == "template":
-        return _template_batch(task, batch, seeds, attempts)
+        return _template_batch(task, batch, seeds, attempts, top_up_round, avoid)
     if session is None:
         raise ValueError(f"backend {task.generation.backend!r} needs an LlmSession (cache, API key, replay flag)")
-    return _llm_batch(task, batch, seeds, session, attempts)
+    return _llm_batch(task, batch, seeds, session, attempts, top_up_round)

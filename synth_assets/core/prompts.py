@@ -60,10 +60,17 @@ Other labels of the task (an example must not fit any of them): {other_labels}
 
 Examples:
 {examples}
-
+{top_up_note}
 Write as {persona}; style: {style}; length: {length}.
 Number of examples: {count}
 Answer with JSON only: {{"examples": [{{"text": "...", "label": {label_json}}}, ...]}} with exactly {count} items."""
+
+
+# Said in a top-up round's requests (core/top_up.py): every earlier example of the label was rejected.
+TOP_UP_NOTE = (
+    "Every example written for this label so far was rejected, most often as a repeat of an existing text or as "
+    "fitting another label better. Write examples that are clearly this label and unlike the usual phrasings."
+)
 
 
 @dataclass(frozen=True)
@@ -151,20 +158,28 @@ def refinement_request(
 
 
 def build_requests(
-    task: TaskConfig, batch: str, seeds: pd.DataFrame, mode: str, attempts: dict[str, int] | None = None
+    task: TaskConfig,
+    batch: str,
+    seeds: pd.DataFrame,
+    mode: str,
+    attempts: dict[str, int] | None = None,
+    top_up_round: int = 0,
 ) -> list[GenerationRequest]:
     """Every request of ``batch``: ``ceil(attempts / examples_per_request)`` per label of the seeds.
 
-    ``attempts`` per label defaults to the task's ``per_label`` for every label.
+    ``attempts`` per label defaults to the task's ``per_label`` for every label. A top-up round
+    (``top_up_round`` > 0) draws its own seed rotation and diversity axes, says :data:`TOP_UP_NOTE`,
+    and keys its requests by the round, so its answers are new and cached apart from the first pass's.
     """
     llm = task.generation.llm
     per_request = llm.examples_per_request
     attempts = attempts or uniform_quotas(sorted(set(seeds["label"])), task.generation.per_label)
+    top_up = ("top_up", top_up_round) if top_up_round else ()
     requests = []
     for label in sorted(set(seeds["label"])):
         requests_per_label = -(-attempts.get(label, 0) // per_request)
         rows = seeds[seeds["label"] == label].sort_values("seed_id")
-        rng = random.Random(stable_hash(task.name, batch, label, "prompts"))
+        rng = random.Random(stable_hash(task.name, batch, label, "prompts", *top_up))
         order = rng.sample(range(len(rows)), len(rows))
         shown = min(llm.seed_examples_per_request, len(rows))
         for index in range(requests_per_label):
@@ -179,11 +194,12 @@ def build_requests(
                 other_labels=_other_labels(task, label),
                 examples="\n".join(f"- {text}" for text in examples["text"]) or "- (none yet)",
                 count=per_request,
+                top_up_note=f"\n{TOP_UP_NOTE}\n" if top_up_round else "",
                 **axes,
             )
             messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
             params = request_params(llm, label, mode)
-            key = stable_hash(llm.model, messages, params, PROMPT_ID, PROMPT_VERSION, index, length=32)
+            key = stable_hash(llm.model, messages, params, PROMPT_ID, PROMPT_VERSION, index, *top_up, length=32)
             requests.append(GenerationRequest(key, label, index, messages, params, list(examples["seed_id"]), axes))
     return requests
 

@@ -100,6 +100,12 @@ def deduplicated_schema(labels: Iterable[str]) -> pa.DataFrameSchema:
     return pa.DataFrameSchema({**_generated_columns(labels), **_dedup_columns()}, strict=True, name="deduplicated")
 
 
+def top_up_schema(labels: Iterable[str]) -> pa.DataFrameSchema:
+    """A batch's top-up attempts as ``generated`` and ``deduplicated`` would hold them, with their round (>= 1)."""
+    columns = {**_generated_columns(labels), **_dedup_columns(), "top_up_round": pa.Column("int64", checks=pa.Check.ge(1))}
+    return pa.DataFrameSchema(columns, strict=True, name="top_up")
+
+
 def gated_schema(labels: Iterable[str], min_chars: int, max_chars: int) -> pa.DataFrameSchema:
     accepted_text_fits = pa.Check(
         lambda frame: ~frame["accepted"] | frame["text"].str.len().between(min_chars, max_chars),
@@ -113,6 +119,7 @@ def gated_schema(labels: Iterable[str], min_chars: int, max_chars: int) -> pa.Da
         {
             **_generated_columns(labels),
             **_dedup_columns(),
+            "top_up_round": pa.Column("int64", checks=pa.Check.ge(0)),  # 0: the first pass; 1, 2, ...: top-up rounds
             "accepted": pa.Column(bool),
             "reject_reason": _text(),
             "reject_detail": _text(),

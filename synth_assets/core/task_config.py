@@ -122,7 +122,13 @@ class GateConfig(_Strict):
     min_chars: int = Field(3, ge=1)
     max_chars: int = Field(500, ge=1)
     yield_floor: float = Field(0.3, ge=0.0, le=1.0, description="accepted / attempted below this fails the batch")
-    min_label_coverage: float = Field(1.0, ge=0.0, le=1.0, description="share of labels with an accepted row")
+    min_label_coverage: float = Field(
+        0.9, ge=0.0, le=1.0, description="share of attempted labels with an accepted row, after the top-up rounds"
+    )
+    top_up_rounds: int = Field(
+        2, ge=0, le=10, description="rounds of extra attempts for labels left without an accepted row; 0 = off"
+    )
+    top_up_attempts_per_label: int = Field(20, ge=1, le=10_000, description="attempts per such label in each top-up round")
     max_near_dup_rate: float = Field(0.5, ge=0.0, le=1.0, description="near duplicates / attempted above this fails the batch")
     skip_probes: list[str] = Field(default_factory=list, description="probes of core/probes.py this task does not run")
     max_seed_hit_share: float = Field(

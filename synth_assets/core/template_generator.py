@@ -46,6 +46,7 @@ import json
 import random
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -722,17 +723,19 @@ def generate_template_rows(
     weights: dict[str, float] | None = None,
     near_copy_threshold: float = 0.8,
     shingle_chars: int = 5,
+    avoid: Iterable[str] = (),
 ) -> pd.DataFrame:
     """``attempts[label]`` examples for every label of ``seeds``: text, label, template_id, seed_ids, sample_index.
 
     ``seeds`` has ``seed_id, text, label``. The same seeds and ``rng_seed`` give the same rows.
-    An example equal to a seed or to an earlier example, or whose ``shingle_chars``-shingles
-    overlap a seed it was made from by a Jaccard of ``near_copy_threshold`` or more (the task's
-    near-duplicate settings), is drawn again (up to a bound), so the attempts are new texts
-    wherever the seeds allow it.
+    An example equal to a seed, to an earlier example or to one of the texts in ``avoid`` (what
+    a top-up round must not repeat), or whose ``shingle_chars``-shingles overlap a seed it was
+    made from by a Jaccard of ``near_copy_threshold`` or more (the task's near-duplicate
+    settings), is drawn again (up to a bound), so the attempts are new texts wherever the seeds
+    allow it.
     """
     bank = SeedBank.from_seeds(seeds, label_descriptions)
-    seen = {normalize_text(str(text)) for text in seeds["text"]}
+    seen = {normalize_text(str(text)) for text in [*seeds["text"], *avoid]}
     seed_shingles = {seed_id: shingles(str(text), shingle_chars) for seed_id, text in zip(seeds["seed_id"], seeds["text"])}
 
     def is_new(example: tuple[str, str, list[str]] | None) -> bool:

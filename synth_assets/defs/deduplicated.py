@@ -1,8 +1,11 @@
 """Stage 3: exact and near-duplicate verdicts against this batch, earlier batches, seeds and held-out."""
 
 import dagster as dg
+import pandas as pd
 
+from synth_assets.core.attempts import query_attempts
 from synth_assets.core.dedup import (
+    Reference,
     collapse_signal,
     dedup_batch,
     duplicate_pairs,
@@ -20,7 +23,7 @@ from synth_assets.defs.partitions import batches, batches_up_to
 from synth_assets.defs.publishing import counts_table, publish, stage_code_version
 from synth_assets.defs.resources import FactoryResource
 
-DEDUP_VERSION = "2026.11.1"
+DEDUP_VERSION = "2026.12.1"
 COLLAPSE_CHECK = "duplicate_rate_within_history"
 SIGNATURES = "dedup_signatures"  # lake folder of the MinHash signatures of each batch's unique rows
 DUPLICATE_STATUSES = ("exact_dup", "near_dup", "semantic_dup")
@@ -29,6 +32,34 @@ HISTORY_SQL = (
     "FROM rows GROUP BY batch, batch_order ORDER BY batch_order"
 )
 PAIRS_SHOWN = 20
+
+
+def references_so_far(instance: dg.DagsterInstance, factory: FactoryResource, batch: str) -> tuple[list[Reference], pd.DataFrame]:
+    """What ``batch``'s attempts are compared with, and the stored signatures of earlier batches that were loaded for it.
+
+    The held-out split, the seeds of batches <= ``batch`` and the unique rows of earlier batches
+    (their first pass and top-up rounds, core/attempts.py). ``gated`` compares its top-up rounds with the same.
+    """
+    task = factory.task_for_batch(batch)
+    lake = factory.lake()
+    so_far = batches_up_to(instance, batch)
+    settings = task.dedup
+    earlier = query_attempts(lake, so_far[:-1], ["row_id", "text", "label"], "dup_status = 'unique'")
+    stored = lake.query(
+        SIGNATURES,
+        [key for key in so_far[:-1] if lake.has_table(SIGNATURES, key)],
+        "SELECT row_id, signature, settings FROM rows",
+        empty_columns=["row_id", "signature", "settings"],
+    )
+    references = references_for_batch(
+        heldout=read_labelled_file(task.heldout_path, task.labels, reject_duplicates=False),
+        seeds=lake.query("seeds", so_far, "SELECT seed_id, text, label FROM rows ORDER BY batch_order, file_row_number"),
+        earlier_unique=earlier,
+        earlier_signatures=stored_signatures(
+            list(earlier["row_id"]), list(earlier["text"]), stored, settings.num_perm, settings.shingle_chars
+        ),
+    )
+    return references, stored
 
 
 @dg.asset(
@@ -54,26 +85,7 @@ def deduplicated(context: dg.AssetExecutionContext, factory: FactoryResource) ->
     lake = factory.lake()
     so_far = batches_up_to(context.instance, batch)
     settings = task.dedup
-    earlier = lake.query(
-        "deduplicated",
-        so_far[:-1],
-        "SELECT row_id, text, label FROM rows WHERE dup_status = 'unique' ORDER BY batch_order, file_row_number",
-        empty_columns=["row_id", "text", "label"],
-    )
-    stored = lake.query(
-        SIGNATURES,
-        [key for key in so_far[:-1] if lake.has_table(SIGNATURES, key)],
-        "SELECT row_id, signature, settings FROM rows",
-        empty_columns=["row_id", "signature", "settings"],
-    )
-    references = references_for_batch(
-        heldout=read_labelled_file(task.heldout_path, task.labels, reject_duplicates=False),
-        seeds=lake.query("seeds", so_far, "SELECT seed_id, text, label FROM rows ORDER BY batch_order, file_row_number"),
-        earlier_unique=earlier,
-        earlier_signatures=stored_signatures(
-            list(earlier["row_id"]), list(earlier["text"]), stored, settings.num_perm, settings.shingle_chars
-        ),
-    )
+    references, stored = references_so_far(context.instance, factory, batch)
     candidates = lake.read_table("generated", batch)
     table, signatures = dedup_batch(
         candidates,

@@ -57,9 +57,16 @@ def _generate(
 
 
 def llm_session(
-    context: dg.AssetExecutionContext, factory: FactoryResource, batch: str, unanswered: str | None = None
+    context: dg.AssetExecutionContext,
+    factory: FactoryResource,
+    batch: str,
+    unanswered: str | None = None,
+    spent_by_batch_usd: float = 0.0,
 ) -> LlmSession:
-    """What a stage that calls the task's LLM needs: the cache, the key, replay mode, spend so far, progress lines."""
+    """What a stage that calls the task's LLM needs: the cache, the key, replay mode, spend so far, progress lines.
+
+    ``spent_by_batch_usd`` is what ``batch`` itself already spent (for its top-up rounds, in ``gated``).
+    """
 
     def progress(done: int, total: int, numbers: dict) -> None:
         context.log.info(
@@ -72,6 +79,7 @@ def llm_session(
         api_key=factory.llm_api_key(factory.task_for_batch(batch)),
         replay=factory.llm_replay,
         spent_by_task_usd=spent_by_batches(factory.lake(), batches_up_to(context.instance, batch, inclusive=False)),
+        spent_by_batch_usd=spent_by_batch_usd,
         unanswered=unanswered,
         progress=progress,
     )
