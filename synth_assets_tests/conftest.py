@@ -87,6 +87,8 @@ def write_task(data_dir: Path, name: str = "home", **overrides) -> Path:
         },
         "generation": {"backend": "template", "per_label": 12},
         "gate": {"min_chars": 3, "max_chars": 200, "yield_floor": 0.1, "max_near_dup_rate": 0.9},
+        # A fixed share with synthetic rows always in: most pipeline tests follow those rows through every stage.
+        "mix": {"synthetic_share": 0.75, "do_no_harm": False},
     }
     for key, value in overrides.items():
         config[key] = {**config.get(key, {}), **value} if isinstance(value, dict) and key != "labels" else value

@@ -36,13 +36,14 @@ def test_rebuilding_versions_reproduces_them_without_llm_calls_and_names_what_ch
 
         task_file = data_dir / "tasks" / "home" / "task.yaml"
         config = yaml.safe_load(task_file.read_text())
-        config["mix"] = {"synthetic_share": 0.5}
+        config["mix"] = {"synthetic_share": 0.5, "do_no_harm": False}
         task_file.write_text(yaml.safe_dump(config))
         batches = [line.split()[2] for line in out.splitlines() if line.startswith("[")]
         assert main(["rebuild", "--task", "home", "--from", batches[-1].rstrip(":")]) == 0
         out = capsys.readouterr().out
         assert "rebuilt 1 version(s): 0 identical, 1 changed" in out
-        assert "removed" in out and "settings changed: synthetic_share_target" in out
+        # A new weighting of the same rows: the hash changes, no row is added or removed.
+        assert "0 rows added, 0 removed" in out and "settings changed: synthetic_share_target" in out
         assert server.stats()["hits"][CHAT] == calls
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from synth_assets.cli import main
 from synth_assets_tests.conftest import write_csv
 
@@ -12,6 +14,11 @@ def test_add_batch_from_a_file_runs_all_stages_and_prints_the_evaluation(home, d
     out = capsys.readouterr().out
     assert "6/6 stages" in out
     assert "seeds only (real)" in out and "seeds + synthetic (this)" in out
+    verdict = re.search(r"synthetic data (helped|no measurable difference|hurt): [+-]\d+\.\d points macro-F1 \(95% interval", out)
+    assert verdict, out
+    if verdict.group(1) != "helped":  # the warning check says so on the command line, not only in the UI
+        assert "check synthetic_data_helped (warn):" in out
+    assert "with tfidf_logreg: seeds only" in out, "the comparison model is reported beside the task's"
     assert "make ui" in out
     assert main(["status", "--task", "home"]) == 0
     status = capsys.readouterr().out

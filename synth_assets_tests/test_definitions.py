@@ -20,7 +20,7 @@ EXPECTED_CHECKS = {
     ("deduplicated", "duplicate_rate_within_history", False),
     ("gated", "gate_passed", True),
     ("gated", "gated_expectations", False),
-    ("heldout_eval", "beats_seeds_only", False),
+    ("heldout_eval", "synthetic_data_helped", False),
     ("heldout_eval", "not_below_previous_version", False),
     ("heldout_eval", "diversity_not_collapsing", False),
     ("gated", "tasks_fresh", False),

@@ -8,6 +8,7 @@ from synth_assets.core.evaluate import confusion_table, score_trainings, top_con
 from synth_assets.core.heldout import evaluate_on_heldout
 from synth_assets.core.mix import mix_version
 from synth_assets.core.task_config import EvaluationConfig, MixConfig
+from synth_assets.core.verdict import word_for
 from synth_assets_tests.conftest import HELDOUT, SEEDS, rows_of
 
 LABELS = sorted(SEEDS)
@@ -111,6 +112,42 @@ def test_version_is_reported_with_baselines_draws_curve_and_confusion():
     assert int(evaluation.confusion.to_numpy().sum()) == sum(len(v) for v in HELDOUT.values())
 
 
+def test_the_verdict_carries_its_interval_and_every_policy_is_scored_with_its_regret():
+    _, evaluation = _evaluate(_pool(HELDOUT), real_pool=_frame(SEEDS, "real"))
+    summary = evaluation.summary
+    versus = summary["versus_seeds_only"]
+    assert versus["ci_low"] <= versus["delta_macro_f1"] <= versus["ci_high"]
+    assert versus["delta_macro_f1"] >= 0, "the held-out texts themselves never hurt on held-out"
+    assert summary["verdict"] == versus["verdict"] == word_for(versus["ci_low"], versus["ci_high"])
+    assert summary["version"]["macro_f1_ci_low"] <= summary["version"]["macro_f1"] <= summary["version"]["macro_f1_ci_high"]
+    assert evaluation.policies["policy"].tolist() == [
+        "seeds only",
+        "seeds + all accepted rows, unweighted",
+        "seeds + all accepted rows, synthetic weight share 0.5",
+        "seeds + all accepted rows, synthetic weight share 0.75",
+        "seeds + all accepted rows, synthetic weight share 0.9",
+    ]
+    assert evaluation.policies["chosen"].tolist().count("yes") == 1
+    best = evaluation.policies["heldout_macro_f1"].max()
+    chosen = evaluation.policies.set_index("chosen").loc["yes", "heldout_macro_f1"]
+    assert summary["policy_regret_on_heldout"] == pytest.approx(best - chosen, abs=1e-4)
+    assert set(summary["other_models"]) == {"tfidf_logreg"}, "TF-IDF is reported beside the task's model"
+    assert set(summary["other_models"]["tfidf_logreg"]) == {"version", "seeds_only", "all_real", "versus_seeds_only"}
+
+
+def test_a_version_is_compared_with_the_previous_versions_predictions():
+    heldout = _frame(HELDOUT, "real")
+    everything_wrong = heldout["label"].map(lambda label: LABELS[(LABELS.index(label) + 1) % len(LABELS)]).to_numpy()
+    real, pool = _real(), _pool(HELDOUT)
+    training, _ = mix_version("home", "home-b2", real, pool, MixConfig(), 0.5)
+    evaluation = evaluate_on_heldout(
+        "home", "home-b2", training, real, pool, 0.5, MixConfig(), heldout, None, LABELS, EvaluationConfig(repeats=1),
+        previous=("home-b1", everything_wrong),
+    )
+    versus = evaluation.summary["versus_previous"]
+    assert versus["version"] == "home-b1" and versus["macro_f1"] == 0.0 and versus["verdict"] == "helped"
+
+
 def _flipped():
     """Held-out texts under the wrong label: synthetic rows that can only hurt."""
     return {label: HELDOUT[LABELS[(LABELS.index(label) + 1) % len(LABELS)]] for label in LABELS}
@@ -139,3 +176,27 @@ def test_a_version_without_synthetic_rows_is_scored_once_and_has_no_attribution(
     assert evaluation.summary["version_draws"]["draws"] == 1
     assert evaluation.curve["synthetic_share"].tolist() == [0.0]
     assert evaluation.attribution.empty
+
+
+@pytest.mark.parametrize("model", ["embedding_logreg", "tfidf_logreg"])
+def test_sample_weights_steer_each_model(model):
+    # Every text appears under two labels; the weight says which reading counts.
+    texts = _frame(SEEDS, "real")
+    flipped = texts.assign(label=[LABELS[(LABELS.index(label) + 1) % len(LABELS)] for label in texts["label"]])
+    both = pd.concat([texts.assign(weight=1.0), flipped.assign(weight=0.01)], ignore_index=True)
+    against = pd.concat([texts.assign(weight=0.01), flipped.assign(weight=1.0)], ignore_index=True)
+    heldout = _frame(SEEDS, "real")
+    assert train_and_score("true", both, heldout, LABELS, model).accuracy == 1.0
+    assert train_and_score("flipped", against, heldout, LABELS, model).accuracy == 0.0
+
+
+def test_the_embedding_model_generalises_from_meaning_where_tfidf_sees_no_shared_word():
+    train = pd.DataFrame({"text": ["wake me up at seven", "is it raining outside"], "label": ["alarm_set", "weather_query"]})
+    heldout = pd.DataFrame({"text": ["set an alarm for 6am", "will there be a storm"], "label": ["alarm_set", "weather_query"]})
+    labels = ["alarm_set", "weather_query"]
+    assert train_and_score("seeds", train, heldout, labels, "embedding_logreg").accuracy == 1.0
+
+
+def test_an_unknown_model_is_named_with_the_ones_available():
+    with pytest.raises(ValueError, match="unknown evaluation model 'bert'; available: embedding_logreg, tfidf_logreg"):
+        train_and_score("seeds", _frame(SEEDS, "real"), _frame(HELDOUT, "real"), LABELS, "bert")

@@ -1,6 +1,7 @@
-"""A version holds the real rows plus synthetic rows at the target share, keeping the real prior."""
+"""A version holds the real rows plus every accepted synthetic row, weighted to the target share and the real prior."""
 
 import pandas as pd
+import pytest
 
 from synth_assets.core.mix import (
     content_hash,
@@ -8,8 +9,6 @@ from synth_assets.core.mix import (
     label_distribution,
     label_quotas,
     mix_version,
-    synthetic_quotas,
-    synthetic_target,
     total_variation,
     unique_real_rows,
 )
@@ -44,9 +43,8 @@ def _pool(per_label: dict[str, int]):
     )
 
 
-def test_target_follows_the_share():
-    assert synthetic_target(100, 0.75) == 300
-    assert synthetic_target(100, 0.0) == 0
+def _weights(table):
+    return table.groupby(["origin", "label"])["weight"].sum().round(6).to_dict()
 
 
 def test_quotas_keep_the_real_prior_and_sum_to_the_total():
@@ -55,19 +53,45 @@ def test_quotas_keep_the_real_prior_and_sum_to_the_total():
     assert sum(quotas.values()) == 10
 
 
-def test_version_mixes_at_the_share_and_records_shortfall():
+def test_every_accepted_row_is_kept_and_the_share_is_reached_by_weighting_real_rows():
+    real, pool = _real(["a", "a", "b", "b"]), _pool({"a": 10, "b": 10})
+    table, summary = mix_version("t", "t-1", real, pool, PRIOR, 0.75)
+    assert (table["origin"] == "synthetic").sum() == 20 and summary["synthetic_rows_used"] == 20
+    synthetic = table.loc[table["origin"] == "synthetic", "weight"].sum()
+    assert synthetic / table["weight"].sum() == pytest.approx(0.75)
+    assert summary["synthetic_share_actual"] == 0.75
+    assert table["weight"].mean() == pytest.approx(1.0), "weights keep the scale of unweighted rows"
+    assert summary["mix_policy"] == "seeds + all accepted rows, synthetic weight share 0.75"
+
+
+def test_unweighted_counts_every_row_once_and_share_zero_is_the_seeds_alone():
+    real, pool = _real(["a", "a", "b", "b"]), _pool({"a": 3, "b": 3})
+    unweighted, summary = mix_version("t", "t-1", real, pool, PRIOR, "unweighted")
+    assert (unweighted["weight"] == 1.0).all() and len(unweighted) == 10
+    assert summary["synthetic_share_actual"] == 0.6
+    seeds_only, summary = mix_version("t", "t-1", real, pool, PRIOR, 0.0)
+    assert seeds_only["origin"].eq("real").all() and len(seeds_only) == 4
+    assert summary["mix_policy"] == "seeds only"
+
+
+def test_a_label_with_more_synthetic_rows_than_its_part_is_weighted_down_not_cut():
     table, summary = mix_version("t", "t-1", _real(["a", "a", "b", "b"]), _pool({"a": 10, "b": 2}), PRIOR, 0.75)
-    counts = table.groupby(["origin", "label"]).size().to_dict()
-    assert counts == {("real", "a"): 2, ("real", "b"): 2, ("synthetic", "a"): 6, ("synthetic", "b"): 2}
+    weights = _weights(table)
+    assert (table["origin"] == "synthetic").sum() == 12
+    # Share 0.75 of 4 real rows: 12 real-row units of synthetic weight, 6 a label. a's 10 rows weigh 0.6 each;
+    # b has 2 rows, which keep full weight and fall 4 short.
+    assert weights[("synthetic", "a")] / weights[("real", "a")] == pytest.approx(3.0)
+    assert weights[("synthetic", "b")] / weights[("real", "b")] == pytest.approx(1.0)
     assert summary["synthetic_shortfall_by_label"] == {"b": 4}
 
 
 def test_mixing_is_deterministic_and_version_specific():
     real, pool = _real(["a"] * 3 + ["b"] * 3), _pool({"a": 40, "b": 40})
-    first, _ = mix_version("t", "t-1", real, pool, PRIOR, 0.75)
-    again, _ = mix_version("t", "t-1", real, pool, PRIOR, 0.75)
-    other, _ = mix_version("t", "t-2", real, pool, PRIOR, 0.75)
-    redrawn, _ = mix_version("t", "t-1", real, pool, PRIOR, 0.75, draw=1)
+    capped = MixConfig(max_synthetic_per_label=20)
+    first, _ = mix_version("t", "t-1", real, pool, capped, 0.75)
+    again, _ = mix_version("t", "t-1", real, pool, capped, 0.75)
+    other, _ = mix_version("t", "t-2", real, pool, capped, 0.75)
+    redrawn, _ = mix_version("t", "t-1", real, pool, capped, 0.75, draw=1)
     assert first.equals(again)
     assert content_hash(first) == content_hash(again) != content_hash(other)
     assert content_hash(redrawn) != content_hash(first) and len(redrawn) == len(first)
@@ -119,30 +143,23 @@ def test_two_versions_diff_by_label_and_origin():
     assert diff_versions(new, new).empty
 
 
-def test_balanced_policy_fills_rare_labels_first():
-    real = pd.Series(["a"] * 6 + ["b"] * 2)
-    assert synthetic_quotas(real, 8, MixConfig(balance="balanced")) == {"a": 2, "b": 6}
-    assert synthetic_quotas(real, 8, PRIOR) == {"a": 6, "b": 2}
-    # Fewer synthetic rows than the gap: all go to the rare label's side in proportion to the gaps.
-    assert synthetic_quotas(pd.Series(["a"] * 10 + ["b"] * 2), 4, MixConfig(balance="balanced")) == {"a": 0, "b": 4}
-
-
-def test_label_weights_and_cap_shape_the_quotas():
-    real = pd.Series(["a"] * 4 + ["b"] * 4)
-    assert synthetic_quotas(real, 12, MixConfig(label_weights={"b": 2.0})) == {"a": 4, "b": 8}
-    assert synthetic_quotas(real, 12, MixConfig(label_weights={"b": 2.0}, max_synthetic_per_label=5)) == {"a": 4, "b": 5}
+def test_label_weights_and_cap_shape_the_synthetic_part():
+    real, pool = _real(["a"] * 4 + ["b"] * 4), _pool({"a": 10, "b": 10})
+    weighted = _weights(mix_version("t", "t-1", real, pool, MixConfig(label_weights={"a": 0.5}), 0.5)[0])
+    assert weighted[("synthetic", "a")] / weighted[("synthetic", "b")] == pytest.approx(0.5, abs=1e-4)
+    capped, summary = mix_version("t", "t-1", real, pool, MixConfig(max_synthetic_per_label=5), "unweighted")
+    assert capped.loc[capped["origin"] == "synthetic", "label"].value_counts().to_dict() == {"a": 5, "b": 5}
 
 
 def test_balanced_version_evens_out_the_label_distribution():
-    real, pool = _real(["a"] * 6 + ["b"] * 2), _pool({"a": 40, "b": 40})
+    real, pool = _real(["a"] * 6 + ["b"] * 2), _pool({"a": 60, "b": 60})
     prior_table, _ = mix_version("t", "t-1", real, pool, PRIOR, 0.5)
     balanced_table, summary = mix_version("t", "t-1", real, pool, MixConfig(balance="balanced"), 0.5)
     assert total_variation(label_distribution(prior_table)) == 0.0
-    assert balanced_table["label"].value_counts().to_dict() == {"a": 8, "b": 8}
+    assert (balanced_table["origin"] == "synthetic").sum() == 120, "no row dropped to balance"
     assert summary["balance"] == "balanced"
     distribution = label_distribution(balanced_table).set_index("label")
-    assert distribution.loc["b", "real_share"] == 0.25 and distribution.loc["b", "version_share"] == 0.5
-    assert total_variation(label_distribution(balanced_table)) == 0.25
+    assert distribution.loc["b", "real_share"] == 0.25 and distribution.loc["b", "version_share"] > 0.25
 
 
 def test_fixed_size_mix_has_the_same_size_at_every_share():

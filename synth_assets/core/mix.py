@@ -1,19 +1,23 @@
-"""Dataset version k: the task's real seeds plus accepted synthetic rows of passed batches <= k.
+"""Dataset version k: the task's real seeds plus every accepted synthetic row of passed batches <= k.
 
-With ``n`` real rows and synthetic share ``s`` a version holds ``round(n * s / (1 - s))``
-synthetic rows. How they are split across labels is the task's ``mix`` policy:
+Accepted rows are kept: a real/synthetic ratio is reached by **weighting**, never by discarding
+rows the generator was paid for. A version's ``weight`` column is each row's sample weight
+(normalised to a mean of 1, so a model's regularisation sees the same scale as unweighted rows):
 
-- ``balance: real_prior`` (default) splits them in proportion to the real label counts, so mixing
-  never shifts the class balance; ``balanced`` fills every label up to an equal total, so rare
-  labels get more synthetic rows;
-- ``label_weights`` multiply a label's share before the split (a known-weak label gets more);
-- ``max_synthetic_per_label`` caps any label.
+- with ``share`` s, the synthetic rows carry s of the weight: in real-row units (a real row
+  weighs 1) they share ``s / (1 - s)`` times the real rows. Each label's part follows the task's
+  ``mix`` policy: ``balance: real_prior`` (default) in proportion to the real label counts, so
+  mixing never shifts the class balance; ``balanced`` filling every label towards an equal total;
+  ``label_weights`` multiplying a label's part. A synthetic row weighs at most as much as a real
+  one: a label with more rows than its part has each weighted down, a label with fewer keeps
+  them at full weight and falls short of its part (the shortfall is recorded);
+- ``unweighted``: every row counts once; share 0 is the seeds alone;
+- ``max_synthetic_per_label`` still caps a label's rows (a seeded draw picks which stay).
 
-Splits use largest-remainder rounding. A label whose pool is smaller than its quota contributes
-what it has; the shortfall is recorded. Sampling is seeded from (task, version, "mix") and the
-pool is ordered by (batch order, row_id), so a version is byte-identical however often it is
-rebuilt; ``draw`` > 0 gives other equally valid draws, used to show how much a score depends on
-which synthetic rows were picked.
+The pool is ordered by (batch order, row_id) and every draw is seeded from (task, version,
+"mix"), so a version is byte-identical however often it is rebuilt; ``draw`` > 0 resamples each
+label's synthetic rows with replacement, which shows how much a score depends on which synthetic
+rows the generator happened to produce.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from synth_assets.core.hashing import derive_seed, stable_hash
 from synth_assets.core.task_config import MixConfig
 from synth_assets.core.text import normalize_text
 
-MIX_VERSION = "2026.11.2"
+MIX_VERSION = "2026.12.1"
 TRAINING_COLUMNS = ["row_id", "text", "label", "origin", "source_batch", "generator", "template_id"]
 
 
@@ -66,24 +70,50 @@ def label_quotas(real_labels: pd.Series, total: int) -> dict[str, int]:
     return apportion(real_labels.value_counts(), total)
 
 
-def synthetic_target(real_rows: int, synthetic_share: float) -> int:
-    return int(round(real_rows * synthetic_share / (1.0 - synthetic_share)))
+UNWEIGHTED = "unweighted"
+Share = float | str  # a synthetic share of the weight in [0, 1), or UNWEIGHTED
 
 
-def synthetic_quotas(real_labels: pd.Series, synthetic_rows: int, policy: MixConfig) -> dict[str, int]:
-    """Synthetic rows per label under the task's balance policy, label weights and cap."""
-    counts = real_labels.value_counts().sort_index()
-    if policy.balance == "balanced":
-        # Every label is filled towards the same total; labels already above it get none.
-        per_label_total = (counts.sum() + synthetic_rows) / len(counts)
-        base = (per_label_total - counts).clip(lower=0)
-    else:
-        base = counts.astype(float)
-    weights = pd.Series({label: policy.label_weights.get(label, 1.0) for label in counts.index})
-    quotas = apportion(base * weights, synthetic_rows)
-    if policy.max_synthetic_per_label is not None:
-        quotas = {label: min(quota, policy.max_synthetic_per_label) for label, quota in quotas.items()}
-    return quotas
+def policy_name(share: Share) -> str:
+    """How a mixing policy reads on every surface."""
+    if share == UNWEIGHTED:
+        return "seeds + all accepted rows, unweighted"
+    return "seeds only" if share == 0 else f"seeds + all accepted rows, synthetic weight share {share:g}"
+
+
+def synthetic_label_mass(real_labels: pd.Series, synthetic_mass: float, policy: MixConfig) -> pd.Series:
+    """Each label's part of ``synthetic_mass`` (in real-row units) under the balance policy and label weights."""
+    counts = real_labels.value_counts().sort_index().astype(float)
+    # balanced: every label is filled towards the same total; labels already above it get none.
+    fill = ((counts.sum() + synthetic_mass) / len(counts) - counts).clip(lower=0)
+    base = fill if policy.balance == "balanced" else counts
+    weighted = base * pd.Series({label: policy.label_weights.get(label, 1.0) for label in base.index}, dtype=float)
+    return weighted / weighted.sum() * synthetic_mass if weighted.sum() > 0 else weighted
+
+
+def version_weights(table: pd.DataFrame, policy: MixConfig, share: Share) -> tuple[np.ndarray, dict]:
+    """Sample weights of a training table's rows (mean 1) and what they amount to.
+
+    In real-row units: a real row weighs 1; label ``l``'s synthetic rows share the label's part of
+    ``share / (1 - share)`` times the real rows, each weighing at most 1 (a generated row never
+    counts for more than a real one, so a label short of rows falls short of its part).
+    """
+    synthetic = (table["origin"] == "synthetic").to_numpy()
+    synthetic_labels = table.loc[synthetic, "label"]
+    real_rows = int((~synthetic).sum())
+    weights, shortfall = np.ones(len(table)), {}
+    if share != UNWEIGHTED and synthetic.any() and real_rows:
+        target = synthetic_label_mass(table.loc[~synthetic, "label"], share / (1.0 - share) * real_rows, policy)
+        available = synthetic_labels.value_counts()
+        per_row = (target.reindex(available.index, fill_value=0.0) / available).clip(upper=1.0)
+        weights[synthetic] = synthetic_labels.map(per_row).to_numpy(float)
+        missing = (target - available.reindex(target.index, fill_value=0)).clip(lower=0).round()
+        shortfall = {label: int(n) for label, n in missing.items() if n > 0}
+    synthetic_mass = float(weights[synthetic].sum())
+    return weights * (len(table) / weights.sum()), {
+        "synthetic_share_actual": round(synthetic_mass / (synthetic_mass + real_rows), 4) if synthetic_mass else 0.0,
+        "synthetic_shortfall_by_label": shortfall,
+    }
 
 
 def draw_per_label(
@@ -148,23 +178,42 @@ def _ordered(pool: pd.DataFrame) -> pd.DataFrame:
     return pool.sort_values(["batch_order", "row_id"], kind="stable").reset_index(drop=True)
 
 
+def _capped(pool: pd.DataFrame, policy: MixConfig, rng: np.random.Generator) -> pd.DataFrame:
+    if policy.max_synthetic_per_label is None:
+        return pool
+    counts = pool["label"].value_counts().sort_index()
+    quotas = {label: min(count, policy.max_synthetic_per_label) for label, count in counts.items()}
+    return draw_per_label(pool, quotas, rng)[0]
+
+
+def _resampled(pool: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    quotas = pool["label"].value_counts().sort_index().to_dict()
+    picks = [np.sort(rng.choice(np.flatnonzero(pool["label"].to_numpy() == label), size=n)) for label, n in quotas.items()]
+    return pool.iloc[np.concatenate(picks)] if picks else pool
+
+
 def mix_version(
-    task: str, version: str, real: pd.DataFrame, pool: pd.DataFrame, policy: MixConfig, share: float, draw: int = 0
+    task: str, version: str, real: pd.DataFrame, pool: pd.DataFrame, policy: MixConfig, share: Share, draw: int = 0
 ) -> tuple[pd.DataFrame, dict]:
-    """(training table, mixing summary) for one version at synthetic ``share``.
+    """(training table with ``weight``, mixing summary) for one version under mixing policy ``share``.
 
     ``real`` has ``seed_id, text, label, batch``; ``pool`` the accepted synthetic rows with
     ``row_id, text, label, batch, batch_order, generator, template_id``.
     """
-    quotas = synthetic_quotas(real["label"], synthetic_target(len(real), share), policy)
-    synthetic, shortfall = draw_per_label(_ordered(pool), quotas, _rng(task, version, draw))
+    rng = _rng(task, version, draw)
+    synthetic = pool.iloc[0:0] if share == 0 else _capped(_ordered(pool), policy, rng)
+    if draw and len(synthetic):
+        synthetic = _resampled(synthetic, rng)
     table = training_table(real, synthetic)
+    weights, weighting = version_weights(table, policy, share)
+    table["weight"] = weights.round(6)
     summary = {
+        "mix_policy": policy_name(share),
         "synthetic_share_target": share,
-        "synthetic_share_actual": round(len(synthetic) / len(table), 4) if len(table) else 0.0,
+        **weighting,
         "balance": policy.balance,
         "synthetic_pool_rows": len(pool),
-        "synthetic_shortfall_by_label": shortfall,
+        "synthetic_rows_used": len(synthetic),
         "mix_version": MIX_VERSION,
     }
     return table, summary
@@ -189,9 +238,10 @@ def fixed_size_mix(
 
 
 def label_distribution(table: pd.DataFrame) -> pd.DataFrame:
-    """Each label's share of the real rows and of the whole version: where mixing amplified or damped a class."""
+    """Each label's share of the real rows and of the whole version's weight: where mixing amplified or damped a class."""
     real = table.loc[table["origin"] == "real", "label"].value_counts(normalize=True)
-    version = table["label"].value_counts(normalize=True)
+    weight = table["weight"] if "weight" in table else pd.Series(1.0, index=table.index)
+    version = weight.groupby(table["label"]).sum() / weight.sum()
     frame = pd.DataFrame({"real_share": real, "version_share": version}).fillna(0.0).rename_axis("label").reset_index()
     frame["ratio"] = (frame["version_share"] / frame["real_share"].where(frame["real_share"] > 0)).round(3)
     return frame.sort_values("label").reset_index(drop=True)
@@ -203,8 +253,8 @@ def total_variation(distribution: pd.DataFrame) -> float:
 
 
 def content_hash(table: pd.DataFrame) -> str:
-    """Hash of a version's rows independent of file encoding: same rows, same hash."""
-    return stable_hash(list(table[["origin", "label", "text", "row_id"]].itertuples(index=False, name=None)), length=64)
+    """Hash of a version's rows and weights independent of file encoding: same rows, same hash."""
+    return stable_hash(list(table[["origin", "label", "text", "row_id", "weight"]].itertuples(index=False, name=None)), length=64)
 
 
 def counts(table: pd.DataFrame) -> dict:

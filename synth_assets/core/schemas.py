@@ -140,6 +140,7 @@ def training_set_schema(labels: Iterable[str]) -> pa.DataFrameSchema:
             "source_batch": _text(non_empty=True),
             "generator": _text(),
             "template_id": _text(),
+            "weight": pa.Column(float, checks=pa.Check.gt(0)),  # sample weight, mean 1 (core/mix.py)
         },
         strict=True,
         name="training_set",

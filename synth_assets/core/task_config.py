@@ -164,33 +164,46 @@ class GateConfig(_Strict):
 
 
 class MixConfig(_Strict):
-    synthetic_share: float | Literal["auto"] = Field(
-        0.75, description="share of synthetic rows in a training set, or auto: the candidate with the best validation macro-F1"
+    synthetic_share: float | Literal["auto", "unweighted"] = Field(
+        "auto",
+        description=(
+            "synthetic rows' share of the training weight (real rows are weighted to reach it; no accepted row is dropped), "
+            "unweighted (every row counts once), or auto: chosen on validation folds of the seeds (docs/evaluation.md)"
+        ),
     )
     candidate_shares: list[float] = Field(
-        default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 0.9], min_length=1, description="shares auto chooses from"
+        default_factory=lambda: [0.5, 0.75, 0.9],
+        min_length=1,
+        description="shares auto chooses from, beside seeds only and unweighted",
+    )
+    do_no_harm: bool = Field(
+        True, description="publish the seeds alone when validation shows no evidence that the synthetic rows help"
     )
     balance: Literal["real_prior", "balanced"] = Field(
-        "real_prior", description="split synthetic rows by the real label prior, or fill labels towards equal totals"
+        "real_prior", description="weight synthetic rows by the real label prior, or fill labels towards equal totals"
     )
-    label_weights: dict[str, float] = Field(default_factory=dict, description="multiply a label's synthetic quota")
+    label_weights: dict[str, float] = Field(
+        default_factory=dict, description="multiply a label's part of the synthetic weight (a row still weighs at most 1)"
+    )
     max_synthetic_per_label: int | None = Field(None, ge=0, description="cap on any label's synthetic rows")
     validation_folds: int = Field(3, ge=2, le=10, description="folds of the real seeds the validation scores come from")
 
     @field_validator("synthetic_share", mode="before")
     @classmethod
     def _share_below_one(cls, share: object) -> object:
-        if share == "auto":
+        if share in ("auto", "unweighted"):
             return share
         if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share < 1.0:
-            raise ValueError(f"must be auto or a number in [0, 1) (a version always keeps its real rows); got {share!r}")
+            raise ValueError(
+                f"must be auto, unweighted or a number in [0, 1) (a version always keeps its real rows); got {share!r}"
+            )
         return float(share)
 
     @field_validator("candidate_shares")
     @classmethod
     def _candidates_below_one(cls, shares: list[float]) -> list[float]:
-        if any(not 0.0 <= share < 1.0 for share in shares):
-            raise ValueError(f"candidate_shares must each be in [0, 1); got {shares}")
+        if any(not 0.0 < share < 1.0 for share in shares):
+            raise ValueError(f"candidate_shares must each be in (0, 1) (seeds only is always a candidate); got {shares}")
         return sorted(set(shares))
 
     @field_validator("label_weights")
@@ -202,7 +215,14 @@ class MixConfig(_Strict):
 
 
 class EvaluationConfig(_Strict):
-    model: Literal["tfidf_logreg"] = "tfidf_logreg"
+    model: Literal["embedding_logreg", "tfidf_logreg"] = Field(
+        "embedding_logreg",
+        description="the model every choice and verdict is made with: sentence embeddings or TF-IDF, + logistic regression",
+    )
+    compare_models: list[Literal["embedding_logreg", "tfidf_logreg"]] = Field(
+        default_factory=lambda: ["tfidf_logreg"],
+        description="models also reported beside it (version, seeds only, all real), for comparison with published baselines",
+    )
     repeats: int = Field(3, ge=1, le=20, description="draws of the synthetic rows a version's score is averaged over")
     ratio_curve: list[float] = Field(
         default_factory=lambda: [0.0, 0.25, 0.5, 0.75, 0.9, 1.0], description="synthetic shares of the held-out ratio curve"

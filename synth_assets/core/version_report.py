@@ -18,6 +18,7 @@ from synth_assets.core import plots
 from synth_assets.core.batches import task_of
 from synth_assets.core.lake import atomic_write
 from synth_assets.core.report import MISSING, format_number, markdown_table
+from synth_assets.core.verdict import sentence
 
 REPORT_FILE = "report.md"
 # One panel each in the chart over versions, all on a 0-1 scale.
@@ -53,16 +54,34 @@ def _score_rows(inputs: ReportInputs) -> pd.DataFrame:
     table = pd.DataFrame(
         [{"trained on": name, "rows": s["train_rows"], "accuracy": s["accuracy"], "macro-F1": s["macro_f1"]} for name, s in rows]
     )
-    table["macro-F1 over draws"] = ""
-    table.loc[table["trained on"] == "this version", "macro-F1 over draws"] = (
-        f"{draws['macro_f1_mean']:.4f} ± {draws['macro_f1_std']:.4f} ({draws['draws']} draws)"
-    )
+    table["macro-F1 over resamples of its synthetic rows"] = ""
+    if draws["draws"] > 1:
+        table.loc[table["trained on"] == "this version", "macro-F1 over resamples of its synthetic rows"] = (
+            f"{draws['macro_f1_mean']:.4f} ± {draws['macro_f1_std']:.4f} ({draws['draws']} resamples)"
+        )
     return table
 
 
-def _previous_line(history: pd.DataFrame) -> str:
+def _other_models(heldout: dict) -> list[str]:
+    """The version and its baselines under the comparison models (e.g. TF-IDF, as the published baselines)."""
+    rows = [
+        {
+            "model": model,
+            "seeds only": scores["seeds_only"]["macro_f1"],
+            "this version": scores["version"]["macro_f1"],
+            "all real": scores.get("all_real", {}).get("macro_f1", float("nan")),
+            "verdict": sentence(scores["versus_seeds_only"]),
+        }
+        for model, scores in heldout.get("other_models", {}).items()
+    ]
+    return ["The same version and baselines with other models (macro-F1):", markdown_table(pd.DataFrame(rows))] if rows else []
+
+
+def _previous_line(history: pd.DataFrame, versus_previous: dict | None) -> str:
     if len(history) < 2:
         return "This is the task's first evaluated version."
+    if versus_previous:
+        return f"Against the previous version `{versus_previous['version']}`: {sentence(versus_previous)}."
     previous, current = history.iloc[-2], history.iloc[-1]
     change = current["macro_f1"] - previous["macro_f1"]
     line = f"Previous version `{previous['version']}`: macro-F1 {previous['macro_f1']:.4f} ({change:+.4f} now"
@@ -97,34 +116,34 @@ def render(inputs: ReportInputs, folder: Path) -> str:
     """The report's markdown; the plots it links are written into ``folder`` first."""
     folder.mkdir(parents=True, exist_ok=True)
     manifest, heldout = inputs.manifest, inputs.heldout
-    chosen = manifest["synthetic_share_target"]
-    plots.ratio_curve(inputs.curve, folder / "ratio_curve.png", chosen)
+    plots.ratio_curve(inputs.curve, folder / "ratio_curve.png", manifest["synthetic_share_actual"])
     plots.per_class_f1(inputs.per_class, folder / "per_class_f1.png")
     plots.confusion_heatmap(inputs.confusion, folder / "confusion.png")
     plots.label_distribution(inputs.distribution, folder / "label_distribution.png")
     _require_one_task(inputs.history, inputs.task)
     panels = [metric for metric in HISTORY_PANELS if metric in inputs.history]
     plots.metrics_over_versions(inputs.history, folder / "over_versions.png", panels, HISTORY_BASELINES)
-    delta = heldout["delta_macro_f1_vs_seeds_only"]
-    validation = manifest.get("validation")
     sections = [
         f"# Dataset version `{inputs.version}` of task `{inputs.task}`",
-        f"**Held-out macro-F1 {heldout['version']['macro_f1']:.4f}, {delta:+.4f} against the seeds alone** "
-        f"({heldout['heldout_rows']} real held-out rows never used for training, choosing or prompting; "
-        f"model `{heldout['model']}`). {_previous_line(inputs.history)}",
+        f"**Synthetic data {sentence(heldout['versus_seeds_only'])} against the seeds alone**: held-out macro-F1 "
+        f"{heldout['version']['macro_f1']:.4f} ({heldout['heldout_rows']} real held-out rows never used for training, "
+        f"choosing or prompting; model `{heldout['model']}`; the interval is a paired bootstrap over held-out rows, "
+        f"and a gain inside it is no gain). {_previous_line(inputs.history, heldout.get('versus_previous'))}",
         markdown_table(_score_rows(inputs)),
-        "## Mixing ratio",
-        f"Synthetic share **{chosen:g}** ({manifest['synthetic_share_chosen_by']}), balance `{manifest['balance']}`; "
-        f"{_rows_by_origin(manifest['counts']['by_origin'])}. The held-out curve trains every point on the version's size "
-        "(rows repeat where a part runs short); 100% is train-synthetic-test-real. The validation curve is scored "
-        "on folds of the seeds and is what `synthetic_share: auto` chooses on.",
+        *_other_models(heldout),
+        "## Mixing policy",
+        f"**{manifest['mix_policy']}** ({manifest['synthetic_share_chosen_by']}), balance `{manifest['balance']}`; "
+        f"{_rows_by_origin(manifest['counts']['by_origin'])}, synthetic rows carrying "
+        f"{manifest['synthetic_share_actual']:.0%} of the weight. Every accepted row is kept; the ratio is reached by "
+        "weighting. Each candidate policy on validation (folds of the seeds: what the choice is made on) and on "
+        "held-out (reported only: the regret is how much better the best policy would have scored here):",
+        markdown_table(pd.DataFrame(heldout["policies"]), max_rows=20),
+        f"Regret of the chosen policy on held-out: {heldout['policy_regret_on_heldout'] * 100:.1f} points macro-F1.",
+        "The ratio curve trains every point on the version's size (rows repeat where a part runs short), so it "
+        "separates new text from more rows: 0% is the seeds repeated, 100% train-synthetic-test-real. The validation "
+        "points are the candidate policies at the synthetic share of the weight they give.",
         "![ratio curve](ratio_curve.png)",
         markdown_table(inputs.curve, max_rows=40),
-        *(
-            ["Validation macro-F1 by share:", _dict_table(validation["macro_f1_by_share"], "share", "macro-F1")]
-            if validation
-            else []
-        ),
         "## Per class",
         "![per-class F1](per_class_f1.png)",
         "Most confused (true → predicted, held-out rows):",

@@ -1,6 +1,7 @@
 """Stage 6: does version k help on real data it never saw, and why? Scored next to the real-only baselines."""
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 
 from synth_assets.core.diversity import collapse_verdict, dcr_summary, distance_to_closest_record, diversity_profile, shift_report
@@ -14,6 +15,7 @@ from synth_assets.core.report import markdown_table
 from synth_assets.core.schemas import heldout_metrics_schema
 from synth_assets.core.task_config import TaskConfig
 from synth_assets.core.text import normalize_text
+from synth_assets.core.verdict import HELPED, HURT, sentence
 from synth_assets.core.version_report import HISTORY_METRICS, ReportInputs, write_report
 from synth_assets.defs.automation import FACTORY_CONDITION
 from synth_assets.defs.partitions import batches, batches_up_to
@@ -21,10 +23,11 @@ from synth_assets.defs.publishing import publish, stage_code_version
 from synth_assets.defs.resources import FactoryResource
 from synth_assets.defs.training_set import export_paths, training_set, version_inputs
 
-BASELINE_CHECK = "beats_seeds_only"
+BASELINE_CHECK = "synthetic_data_helped"
 PREVIOUS_CHECK = "not_below_previous_version"
 COLLAPSE_CHECK = "diversity_not_collapsing"
 SCORE_CACHE = "_evaluation_cache"  # lake folder: scores of tables already fitted, by content
+PREDICTIONS = "_heldout_predictions"  # lake folder: each version's held-out predictions, for the next version's verdict
 REPORTS = "reports"  # lake folder: reports/<version>/report.md with its plots
 WORST_CLASSES_SHOWN = 10
 COLLAPSE_TOLERANCE = 0.1  # relative fall of distinct-2 (or rise of self-similarity) between consecutive versions
@@ -87,6 +90,9 @@ def history_of(earlier: dict[str, dict], version: str, summary: dict) -> pd.Data
         return {
             "version": key,
             "macro_f1": record["version"]["macro_f1"],
+            "macro_f1_ci_low": record["version"].get("macro_f1_ci_low"),
+            "macro_f1_ci_high": record["version"].get("macro_f1_ci_high"),
+            "seeds_only_macro_f1": record["seeds_only"]["macro_f1"],
             "discriminator_auc": record.get("shift", {}).get("discriminator_auc"),
             "distinct_2": record.get("diversity", {}).get("distinct_2"),
             "self_similarity": record.get("diversity", {}).get("self_similarity"),
@@ -102,41 +108,41 @@ def _curves(evaluation: HeldoutEvaluation, manifest: dict) -> pd.DataFrame:
     validation = manifest.get("validation")
     if not validation:
         return evaluation.curve
+    weights = validation["synthetic_weight_by_share"]
     rows = pd.DataFrame(
         {
             "split": "validation",
-            "synthetic_share": [float(share) for share in validation["macro_f1_by_share"]],
+            "synthetic_share": [float(weights[key]) for key in validation["macro_f1_by_share"]],
             "train_rows": pd.NA,
             "draws": validation["folds"],
             "macro_f1_mean": list(validation["macro_f1_by_share"].values()),
             "macro_f1_std": list(validation["macro_f1_std_by_share"].values()),
             "accuracy_mean": float("nan"),
         }
-    )
+    ).sort_values("synthetic_share", kind="stable")
     return pd.concat([evaluation.curve.astype({"train_rows": "Int64"}), rows.astype({"train_rows": "Int64"})], ignore_index=True)
 
 
-def _checks(summary: dict, previous: tuple[str, float] | None, collapse: tuple[bool, str]) -> list[dg.AssetCheckResult]:
-    mixed, baseline = summary["version"]["macro_f1"], summary["seeds_only"]["macro_f1"]
+def _checks(summary: dict, collapse: tuple[bool, str]) -> list[dg.AssetCheckResult]:
+    versus, previous = summary["versus_seeds_only"], summary.get("versus_previous")
     return [
         dg.AssetCheckResult(
             check_name=BASELINE_CHECK,
-            passed=mixed >= baseline,
+            passed=versus["verdict"] == HELPED,
             severity=dg.AssetCheckSeverity.WARN,
-            description=f"version macro-F1 {mixed:.4f} vs seeds-only {baseline:.4f}",
-            metadata={"version_macro_f1": mixed, "seeds_only_macro_f1": baseline},
+            description=f"{summary['mix_policy']}: {sentence(versus)} over the seeds alone on held-out",
+            metadata={"verdict": versus["verdict"], **{k: versus[k] for k in ("delta_macro_f1", "ci_low", "ci_high")}},
         ),
         dg.AssetCheckResult(
             check_name=PREVIOUS_CHECK,
-            passed=previous is None or mixed >= previous[1],
+            passed=previous is None or previous["verdict"] != HURT,
             severity=dg.AssetCheckSeverity.WARN,
             description=(
                 "the task's first evaluated version"
                 if previous is None
-                else f"version macro-F1 {mixed:.4f} vs previous version {previous[0]} "
-                f"{previous[1]:.4f} ({mixed - previous[1]:+.4f})"
+                else f"{sentence(previous)} against the previous version {previous['version']}"
             ),
-            metadata={"version_macro_f1": mixed, "previous_version": previous[0] if previous else "none"},
+            metadata={"verdict": previous["verdict"] if previous else "first version"},
         ),
         dg.AssetCheckResult(
             check_name=COLLAPSE_CHECK,
@@ -146,6 +152,15 @@ def _checks(summary: dict, previous: tuple[str, float] | None, collapse: tuple[b
             metadata={"distinct_2": summary["diversity"]["distinct_2"] or 0.0},
         ),
     ]
+
+
+def _previous_predictions(lake: Lake, earlier: list[str], heldout_rows: int) -> tuple[str, np.ndarray] | None:
+    """The last earlier version's held-out predictions, if they were stored for this held-out split."""
+    for key in reversed(earlier):
+        if lake.sidecar_path(PREDICTIONS, key).is_file():
+            predicted = lake.read_json(PREDICTIONS, key)["predicted"]
+            return (key, np.asarray(predicted, dtype=object)) if len(predicted) == heldout_rows else None
+    return None
 
 
 @dg.asset(
@@ -159,12 +174,15 @@ def _checks(summary: dict, previous: tuple[str, float] | None, collapse: tuple[b
         dg.AssetCheckSpec(
             BASELINE_CHECK,
             asset="heldout_eval",
-            description="Warns when the version scores below the seeds-only baseline on held-out macro-F1.",
+            description=(
+                "Warns unless the version helped: its held-out macro-F1 gain over the seeds alone has a 95% paired "
+                "bootstrap interval above 0 (else: no measurable difference, or hurt)."
+            ),
         ),
         dg.AssetCheckSpec(
             PREVIOUS_CHECK,
             asset="heldout_eval",
-            description="Warns when the version scores below the task's previous version on held-out macro-F1.",
+            description="Warns when the version hurt against the task's previous version (95% interval of the change below 0).",
         ),
         dg.AssetCheckSpec(
             COLLAPSE_CHECK,
@@ -187,6 +205,8 @@ def heldout_eval(context: dg.AssetExecutionContext, factory: FactoryResource) ->
     manifest = lake.read_json("training_set", version)
     share = manifest["synthetic_share_target"]
     labels = sorted(task.labels)
+    earlier_keys = batches_up_to(context.instance, version, inclusive=False)
+    seed = derive_seed(task.name, version, "quality")
     context.log.info(f"{version}: scoring the version, its draws, ratio curve and attribution on {len(heldout)} held-out rows")
     evaluation = evaluate_on_heldout(
         task.name,
@@ -201,22 +221,22 @@ def heldout_eval(context: dg.AssetExecutionContext, factory: FactoryResource) ->
         labels,
         task.evaluation,
         lake_score_cache(lake),
+        validation=manifest.get("validation"),
+        previous=_previous_predictions(lake, earlier_keys, len(heldout)),
+        seed=seed,
     )
-    seed = derive_seed(task.name, version, "quality")
+    lake.write_json(PREDICTIONS, version, {"predicted": evaluation.predictions.tolist()})
     summary = evaluation.summary | quality_of_text(lake, version, training, heldout, seed)
     summary |= {"ratio_curve": evaluation.curve.to_dict("records"), "attribution": evaluation.attribution.to_dict("records")}
     mixed, draws = summary["version"]["macro_f1"], summary["version_draws"]
     context.log.info(
         f"{version}: held-out macro-F1 {mixed:.4f} (mean of {draws['draws']} draws {draws['macro_f1_mean']:.4f} "
-        f"± {draws['macro_f1_std']:.4f}) vs seeds-only {summary['seeds_only']['macro_f1']:.4f}"
+        f"± {draws['macro_f1_std']:.4f}) vs seeds-only {summary['seeds_only']['macro_f1']:.4f}: "
+        f"{sentence(summary['versus_seeds_only'])}"
     )
-    earlier = {
-        key: lake.read_json("heldout_eval", key)
-        for key in batches_up_to(context.instance, version, inclusive=False)
-        if lake.sidecar_path("heldout_eval", key).is_file()
-    }
+    evaluated = [key for key in earlier_keys if lake.sidecar_path("heldout_eval", key).is_file()]
+    earlier = {key: lake.read_json("heldout_eval", key) for key in evaluated}
     last = list(earlier)[-1:]
-    previous = (last[0], earlier[last[0]]["version"]["macro_f1"]) if last else None
     collapse = collapse_verdict(
         [earlier[key]["diversity"] | {"version": key} for key in last],
         summary["diversity"] | {"version": version},
@@ -256,8 +276,18 @@ def heldout_eval(context: dg.AssetExecutionContext, factory: FactoryResource) ->
             "seeds_only_macro_f1": summary["seeds_only"]["macro_f1"],
             "seeds_only_accuracy": summary["seeds_only"]["accuracy"],
             "delta_macro_f1_vs_seeds_only": summary["delta_macro_f1_vs_seeds_only"],
+            "verdict": sentence(summary["versus_seeds_only"]),
+            "delta_macro_f1_ci_low": summary["versus_seeds_only"]["ci_low"],
+            "delta_macro_f1_ci_high": summary["versus_seeds_only"]["ci_high"],
+            **({"verdict_vs_previous": sentence(summary["versus_previous"])} if "versus_previous" in summary else {}),
+            "mix_policy": summary["mix_policy"],
+            "policies": dg.MetadataValue.md(markdown_table(evaluation.policies, 20)),
+            "policy_regret_on_heldout": summary["policy_regret_on_heldout"],
+            **{
+                f"{model}_macro_f1": scores["version"]["macro_f1"]
+                for model, scores in summary.get("other_models", {}).items()
+            },
             **({"all_real_macro_f1": all_real["macro_f1"], "all_real_accuracy": all_real["accuracy"]} if all_real else {}),
-            "synthetic_share": share,
             "train_rows": summary["version"]["train_rows"],
             "heldout_rows": summary["heldout_rows"],
             "model": task.evaluation.model,
@@ -274,5 +304,6 @@ def heldout_eval(context: dg.AssetExecutionContext, factory: FactoryResource) ->
             "summary": dg.MetadataValue.path(str(summary_path)),
         },
         sample=comparison,
-        check_results=_checks(summary, previous, collapse),
+        check_results=_checks(summary, collapse),
+        rows_are_records=False,
     )

@@ -47,12 +47,14 @@ def publish(
     sample: pd.DataFrame | None = None,
     check_results: list[dg.AssetCheckResult] | None = None,
     audit: tuple[str, dict] | None = None,
+    rows_are_records: bool = True,
 ) -> dg.MaterializeResult:
     """Validate ``table`` against its schema, write it atomically, and describe it for the UI.
 
     With ``audit=(kind, payload)`` an entry is appended to the task's audit trail once the file is
     written (the payload plus the file's sha256 and row count), and the trail's new head is the
-    metadata ``audit_chain_head``.
+    metadata ``audit_chain_head``. ``rows_are_records=False`` leaves out ``dagster/row_count`` for a
+    table of metrics, whose row count the UI would show as if it were a data size.
     """
     path = lake.write_table(asset, batch, validate(table, schema))
     shown = table if sample is None else sample
@@ -63,7 +65,7 @@ def publish(
         metadata = metadata | {AUDIT_HEAD: str(head)}
     return dg.MaterializeResult(
         metadata={
-            "dagster/row_count": len(table),
+            **({"dagster/row_count": len(table)} if rows_are_records else {}),
             "path": dg.MetadataValue.path(str(path)),
             "sample": dg.MetadataValue.md(markdown_table(shown, SAMPLE_ROWS)),
             **metadata,

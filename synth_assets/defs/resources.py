@@ -10,6 +10,7 @@ from dagster_aws.s3 import S3Resource
 from pydantic import Field
 
 from synth_assets.core.batches import task_of
+from synth_assets.core.embeddings import model_dir
 from synth_assets.core.lake import Lake
 from synth_assets.core.llm_cache import AnswerCache, open_response_cache
 from synth_assets.core.task_config import TaskConfig, load_task, load_tasks
@@ -93,8 +94,8 @@ class FactoryResource(dg.ConfigurableResource):
 
     @property
     def semantic_model_dir(self) -> Path:
-        """The static embedding model for ``dedup.semantic_threshold`` (``fetch-semantic-model`` puts it there)."""
-        return self.root / "models" / "potion-base-8M"
+        """The static embedding model for ``dedup.semantic_threshold`` and evaluation (``fetch-semantic-model`` puts it there)."""
+        return model_dir()
 
     def llm_api_key(self, task: TaskConfig) -> str | None:
         """The task's API key, read from its environment variable at the moment of use, never stored."""

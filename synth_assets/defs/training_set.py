@@ -11,10 +11,13 @@ from synth_assets.core.hashing import file_sha256
 from synth_assets.core.lake import Lake
 from synth_assets.core.mix import (
     MIX_VERSION,
+    UNWEIGHTED,
+    Share,
     canonical_seed_ids,
     label_distribution,
     manifest,
     mix_version,
+    policy_name,
     total_variation,
     unique_real_rows,
 )
@@ -22,7 +25,7 @@ from synth_assets.core.report import markdown_table
 from synth_assets.core.review import apply_review
 from synth_assets.core.schemas import training_set_schema
 from synth_assets.core.task_config import TaskConfig
-from synth_assets.core.validation import ValidationResult, validate_shares
+from synth_assets.core.validation import ValidationResult, validate_policies
 from synth_assets.defs.automation import CROSS_BATCH_POOL, FACTORY_CONDITION
 from synth_assets.defs.gated import gated
 from synth_assets.defs.partitions import batches, batches_up_to
@@ -31,7 +34,6 @@ from synth_assets.defs.resources import FactoryResource
 from synth_assets.defs.review import reviews_for_version
 
 EXPORTS = "exports"  # lake folder of each version's CSV, fine-tuning JSONL and dataset card
-FALLBACK_SHARE = 0.75  # synthetic_share: auto with too few seeds to validate on
 POOL_SQL = (
     "SELECT row_id, text, label, batch, batch_order, generator, model, template_id, template_version, seed_ids "
     "FROM rows WHERE accepted ORDER BY batch_order, file_row_number"
@@ -83,24 +85,26 @@ def version_inputs(instance: dg.DagsterInstance, lake: Lake, version: str) -> Ve
     )
 
 
-def choose_share(task: TaskConfig, version: str, inputs: VersionInputs) -> tuple[float, str, ValidationResult | None]:
-    """(share, how it was chosen, validation scores) — validation runs for a fixed share too: its per-label F1 feeds quotas."""
-    auto = task.mix.synthetic_share == "auto"
-    shares = task.mix.candidate_shares if auto else [task.mix.synthetic_share]
-    validation = validate_shares(task.name, version, inputs.real, inputs.pool, task.mix, shares, task.evaluation.model)
-    if not auto:
-        return task.mix.synthetic_share, "task.yaml", validation
-    if validation is None:
-        return FALLBACK_SHARE, f"fallback {FALLBACK_SHARE}: too few seeds per label to validate on", None
-    return validation.chosen_share, f"validation macro-F1 over {validation.folds} folds of the seeds", validation
+def choose_share(task: TaskConfig, version: str, inputs: VersionInputs) -> tuple[Share, str, ValidationResult | None]:
+    """(policy, how it was chosen, validation scores).
+
+    Validation runs for a fixed share too: do no harm, and per-label F1 for the next batch's quotas.
+    """
+    validation = validate_policies(task.name, version, inputs.real, inputs.pool, task.mix, task.evaluation.model)
+    if validation is not None:
+        return validation.chosen_share, validation.chosen_by, validation
+    share = UNWEIGHTED if task.mix.synthetic_share == "auto" else task.mix.synthetic_share
+    return share, f"{policy_name(share)}: too few seeds per label to validate on", None
 
 
 def _validation_table(validation: ValidationResult) -> pd.DataFrame:
     return pd.DataFrame(
         {
-            "synthetic_share": list(validation.macro_f1_by_share),
+            "policy": [policy_name(share) for share in validation.macro_f1_by_share],
+            "synthetic_weight": list(validation.synthetic_weight_by_share.values()),
             "validation_macro_f1": list(validation.macro_f1_by_share.values()),
             "std_across_folds": list(validation.macro_f1_std_by_share.values()),
+            "chosen": ["yes" if share == validation.chosen_share else "" for share in validation.macro_f1_by_share],
         }
     )
 
@@ -114,8 +118,9 @@ def _validation_table(validation: ValidationResult) -> pd.DataFrame:
     kinds={"parquet", "duckdb"},
     code_version=stage_code_version(MIX_VERSION, "mix"),
     description=(
-        "Dataset version k: real seeds of batches <= k plus accepted synthetic rows of passed "
-        "batches <= k, mixed at the task's (or the validation-chosen) ratio, with a manifest and exports."
+        "Dataset version k: real seeds of batches <= k plus every accepted synthetic row of passed "
+        "batches <= k, weighted to the validation-chosen (or the task's) ratio, or the seeds alone when validation "
+        "shows no evidence the synthetic rows help; with a manifest and exports."
     ),
 )
 def training_set(context: dg.AssetExecutionContext, factory: FactoryResource) -> dg.MaterializeResult:
@@ -124,7 +129,7 @@ def training_set(context: dg.AssetExecutionContext, factory: FactoryResource) ->
     lake = factory.lake()
     inputs = version_inputs(context.instance, lake, version)
     share, chosen_by, validation = choose_share(task, version, inputs)
-    context.log.info(f"{version}: synthetic share {share:g} ({chosen_by})")
+    context.log.info(f"{version}: {policy_name(share)} ({chosen_by})")
     table, mix_summary = mix_version(task.name, version, inputs.real, inputs.pool, task.mix, share)
     distribution = label_distribution(table)
     version_manifest = manifest(
@@ -169,8 +174,9 @@ def training_set(context: dg.AssetExecutionContext, factory: FactoryResource) ->
         {
             "real_rows": by_origin.get("real", 0),
             "synthetic_rows": by_origin.get("synthetic", 0),
-            "synthetic_share": mix_summary["synthetic_share_actual"],
-            "synthetic_share_target": share,
+            "mix_policy": mix_summary["mix_policy"],
+            "synthetic_weight_share": mix_summary["synthetic_share_actual"],
+            "accepted_rows_used": f"{mix_summary['synthetic_rows_used']} of {len(inputs.pool)}",
             "synthetic_share_chosen_by": chosen_by,
             **({"validation_by_share": dg.MetadataValue.md(markdown_table(_validation_table(validation)))} if validation else {}),
             "balance": task.mix.balance,
