@@ -8,6 +8,7 @@ import multiprocessing
 import pytest
 import yaml
 
+from synth_assets.core.folds import seed_folds
 from synth_assets.core.llm_cache import CachedAnswer, ResponseCache
 from synth_assets.core.llm_client import Failure
 from synth_assets.core.llm_generator import slot_outcomes
@@ -51,6 +52,15 @@ def test_requests_cover_per_label_in_whole_requests_with_rotating_seeds(data_dir
     assert all(set(r.axes) == set(DIVERSITY_AXES) for r in alarm)
     assert len({r.key for r in requests}) == len(requests)
     assert requests == build_requests(task, "home-b1", seed_rows, "json_schema"), "same inputs, same requests"
+
+
+def test_each_request_shows_seeds_of_one_validation_fold_only(data_dir, seed_rows):
+    task = _llm_task(data_dir, examples_per_request=2, seed_examples_per_request=3)
+    folds = dict(zip(seed_rows["seed_id"], seed_folds(seed_rows["text"], seed_rows["label"], task.mix.validation_folds)))
+    requests = build_requests(task, "home-b1", seed_rows, "json_schema")
+    assert all(len({folds[seed_id] for seed_id in request.seed_ids}) == 1 for request in requests)
+    alarm = [request for request in requests if request.label == "alarm_set"]
+    assert {folds[request.seed_ids[0]] for request in alarm} == {0, 1, 2}, "requests take the folds in turn"
 
 
 def test_attempts_per_label_set_the_number_of_requests(data_dir, seed_rows):

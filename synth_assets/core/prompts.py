@@ -14,14 +14,16 @@ import json
 import random
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
+from synth_assets.core.folds import seed_folds
 from synth_assets.core.hashing import stable_hash
 from synth_assets.core.quotas import uniform_quotas
 from synth_assets.core.task_config import LlmConfig, TaskConfig
 
 PROMPT_ID = "labelled_examples"
-PROMPT_VERSION = "2026.11.1"
+PROMPT_VERSION = "2026.12.1"
 SCHEMA_NAME = "labelled_examples"
 
 DIVERSITY_AXES: dict[str, tuple[str, ...]] = {
@@ -157,6 +159,13 @@ def refinement_request(
     return GenerationRequest(key, original.label, original.request_index, messages, params, original.seed_ids, original.axes)
 
 
+def _seeds_by_fold(rows: pd.DataFrame, folds: int, rng: random.Random) -> list[list[int]]:
+    """Positions of a label's seeds grouped by validation fold (core/folds.py), each group shuffled; empty folds left out."""
+    assigned = seed_folds(rows["text"], rows["label"], folds)
+    groups = [rng.sample(list(np.flatnonzero(assigned == fold)), int((assigned == fold).sum())) for fold in range(folds)]
+    return [group for group in groups if group] or [[]]
+
+
 def build_requests(
     task: TaskConfig,
     batch: str,
@@ -180,11 +189,13 @@ def build_requests(
         requests_per_label = -(-attempts.get(label, 0) // per_request)
         rows = seeds[seeds["label"] == label].sort_values("seed_id")
         rng = random.Random(stable_hash(task.name, batch, label, "prompts", *top_up))
-        order = rng.sample(range(len(rows)), len(rows))
-        shown = min(llm.seed_examples_per_request, len(rows))
+        groups = _seeds_by_fold(rows, task.mix.validation_folds, rng)
         for index in range(requests_per_label):
-            picks = [order[(index * shown + offset) % len(order)] for offset in range(shown)]
-            examples = rows.iloc[picks]
+            # Request i shows seeds of fold i mod folds only: its rows stay usable when validation scores other folds.
+            group = groups[index % len(groups)]
+            shown = min(llm.seed_examples_per_request, len(group))
+            turn = index // len(groups)
+            examples = rows.iloc[[group[(turn * shown + offset) % len(group)] for offset in range(shown)]]
             axes = {axis: rng.choice(values) for axis, values in DIVERSITY_AXES.items()}
             user = USER_TEMPLATE.format(
                 text_kind=task.text_kind,
@@ -205,7 +216,7 @@ def build_requests(
 
 
 JUDGE_PROMPT_ID = "label_judge"
-JUDGE_PROMPT_VERSION = "2026.11.1"
+JUDGE_PROMPT_VERSION = "2026.12.1"
 JUDGE_SYSTEM_PROMPT = "You check labelled training examples for a text classifier against a rubric, strictly and briefly."
 JUDGE_TEMPLATE = """Task: {text_kind}.
 Judge label: {label}

@@ -76,6 +76,6 @@ def decide(seeds: pd.DataFrame, synthetic: pd.DataFrame, threshold: float, model
             pd.concat([train_real[columns], usable.loc[usable.index.intersection(kept), columns]], ignore_index=True),
         ]
 
-    without, with_filter = out_of_fold(seeds, synthetic, with_and_without, VALIDATION_FOLDS, seed, model)
+    without, with_filter = out_of_fold(seeds, synthetic, with_and_without, VALIDATION_FOLDS, model)
     applied = bool(flagged.any() and with_filter.macro_f1 > without.macro_f1)
     return TooEasyDecision(flagged, applied, without.macro_f1, with_filter.macro_f1)

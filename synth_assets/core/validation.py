@@ -1,6 +1,7 @@
 """A real validation split carved from the seeds (never the held-out test), to choose a mixing policy on.
 
-The seeds are split into ``validation_folds`` stratified folds. For each fold, a version is mixed
+The seeds are split into ``validation_folds`` stratified folds, fixed by their text
+(:mod:`synth_assets.core.folds`, so LLM requests can show seeds of one fold only). For each fold, a version is mixed
 from the other folds' seeds and the synthetic pool under each candidate policy and scored on the
 fold's seeds; every seed is predicted exactly once, and the macro-F1 of those out-of-fold
 predictions is the policy's validation score. Synthetic rows made from a fold's seeds are left out
@@ -23,16 +24,15 @@ of the chosen one, which the next batch's generation quotas are weighted by.
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import f1_score
-from sklearn.model_selection import StratifiedKFold
 
 from synth_assets.core.evaluate import fit_predict_many
+from synth_assets.core.folds import seed_folds
 from synth_assets.core.hashing import derive_seed
 from synth_assets.core.mix import UNWEIGHTED, Share, mix_version, policy_name
 from synth_assets.core.task_config import MixConfig
@@ -71,12 +71,9 @@ def share_key(share: Share) -> str:
     return share if isinstance(share, str) else f"{share:g}"
 
 
-def _folds(real: pd.DataFrame, folds: int, seed: int) -> list[np.ndarray]:
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    with warnings.catch_warnings():
-        # Labels with fewer seeds than folds are fine: they are validated in fewer folds.
-        warnings.simplefilter("ignore", UserWarning)
-        return [test for _, test in splitter.split(real["text"], real["label"])]
+def _folds(real: pd.DataFrame, folds: int) -> list[np.ndarray]:
+    assigned = seed_folds(real["text"], real["label"], folds)
+    return [np.flatnonzero(assigned == fold) for fold in range(folds) if (assigned == fold).any()]
 
 
 def made_from_any(seed_ids: pd.Series, seeds: set[str]) -> pd.Series:
@@ -102,7 +99,7 @@ TrainingsForFold = Callable[[pd.DataFrame, pd.DataFrame, int], list[pd.DataFrame
 
 
 def out_of_fold(
-    real: pd.DataFrame, pool: pd.DataFrame, trainings_for_fold: TrainingsForFold, folds: int, seed: int, model: str
+    real: pd.DataFrame, pool: pd.DataFrame, trainings_for_fold: TrainingsForFold, folds: int, model: str
 ) -> list[OutOfFold]:
     """Score candidate training recipes on stratified folds of ``real`` (the seeds).
 
@@ -111,7 +108,7 @@ def out_of_fold(
     models are fitted in one parallel call; the result holds one :class:`OutOfFold` per candidate.
     """
     real = real.reset_index(drop=True)
-    test_folds = _folds(real, folds, seed)
+    test_folds = _folds(real, folds)
     trainings, plan = [], []
     for fold, test in enumerate(test_folds):
         usable = pool[~made_from_any(pool["seed_ids"], set(real.loc[test, "seed_id"]))]
@@ -165,7 +162,7 @@ def validate_policies(
         return [mix_version(task, f"{version}:fold{fold}", train_real, usable, policy, share)[0] for share in shares]
 
     seed = derive_seed(task, "validation")
-    scored = dict(zip(shares, out_of_fold(real, pool, mixes, policy.validation_folds, seed, model)))
+    scored = dict(zip(shares, out_of_fold(real, pool, mixes, policy.validation_folds, model)))
     weight = {share: mix_version(task, version, real, pool, policy, share)[1]["synthetic_share_actual"] for share in shares}
     labels = sorted(real["label"].unique())
     truth = real.reset_index(drop=True)["label"]
