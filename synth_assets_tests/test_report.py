@@ -165,7 +165,7 @@ def test_the_report_gives_this_versions_interval_next_to_the_change_from_the_pre
 
 def test_the_headline_gives_the_verdict_word_and_its_interval_and_every_policy_is_listed(tmp_path):
     text = render(_inputs(_history(["demo-b1", "demo-b2"])), tmp_path)
-    assert "**Synthetic data helped: +6.7 points macro-F1 (95% interval +4.5 to +8.7) against the seeds alone**" in text
+    assert "**Synthetic data: helped: +6.7 points macro-F1 (95% interval +4.5 to +8.7) against the seeds alone**" in text
     assert "| seeds + all accepted rows, unweighted |" in text and "Regret of the chosen policy on held-out: 0.0 points" in text
 
 
@@ -186,3 +186,10 @@ def test_the_report_of_versions_summarised_before_intervals_existed_still_draws_
 def test_the_report_refuses_a_history_with_another_tasks_versions(tmp_path):
     with pytest.raises(ValueError, match="other-b1"):
         render(_inputs(_history(["other-b1", "demo-b2"])), tmp_path)
+
+
+def test_a_version_left_with_the_seeds_alone_says_so_in_its_headline(tmp_path):
+    inputs = _inputs(_history(["demo-b1", "demo-b2"]))
+    inputs.manifest["mix_policy"] = "seeds only"
+    text = render(inputs, tmp_path)
+    assert "**The version is the seeds alone: validation found no evidence the synthetic rows help" in text

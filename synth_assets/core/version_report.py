@@ -62,6 +62,12 @@ def _score_rows(inputs: ReportInputs) -> pd.DataFrame:
     return table
 
 
+def _headline(manifest: dict, heldout: dict) -> str:
+    if manifest["mix_policy"] == "seeds only":
+        return "The version is the seeds alone: validation found no evidence the synthetic rows help (policies below)"
+    return f"Synthetic data: {sentence(heldout['versus_seeds_only'])} against the seeds alone"
+
+
 def _other_models(heldout: dict) -> list[str]:
     """The version and its baselines under the comparison models (e.g. TF-IDF, as the published baselines)."""
     rows = [
@@ -125,7 +131,7 @@ def render(inputs: ReportInputs, folder: Path) -> str:
     plots.metrics_over_versions(inputs.history, folder / "over_versions.png", panels, HISTORY_BASELINES)
     sections = [
         f"# Dataset version `{inputs.version}` of task `{inputs.task}`",
-        f"**Synthetic data {sentence(heldout['versus_seeds_only'])} against the seeds alone**: held-out macro-F1 "
+        f"**{_headline(manifest, heldout)}**: held-out macro-F1 "
         f"{heldout['version']['macro_f1']:.4f} ({heldout['heldout_rows']} real held-out rows never used for training, "
         f"choosing or prompting; model `{heldout['model']}`; the interval is a paired bootstrap over held-out rows, "
         f"and a gain inside it is no gain). {_previous_line(inputs.history, heldout.get('versus_previous'))}",
