@@ -68,7 +68,7 @@ def ratio_curve(curve: pd.DataFrame, path: Path, chosen_share: float | None) -> 
         _label_axes(
             axes,
             title="Held-out macro-F1 by synthetic share (same total size)",
-            xlabel="Synthetic share of the training rows",
+            xlabel="Synthetic share (held-out: of the rows, at the version's size; validation: of the weight)",
             ylabel="Macro-F1 (mean ± std over seeds)",
         )
         axes.grid(alpha=0.3)
