@@ -160,6 +160,8 @@ def test_each_version_has_a_report_with_plots_readable_without_dagster(factory, 
 
     import dagster as dg
 
+    from synth_assets.core.verdict import sentence
+
     version = two_batches[1]
     summary = factory.lake.read_json("heldout_eval", version)
     report = factory.lake.root / "reports" / version / "report.md"
@@ -172,6 +174,8 @@ def test_each_version_has_a_report_with_plots_readable_without_dagster(factory, 
     assert f"Against the previous version `{two_batches[0]}`" in text and summary["leakage"]["heldout_copies_in_version"] == 0
     event = factory.instance.get_latest_materialization_event(dg.AssetKey("heldout_eval"))
     assert event.asset_materialization.metadata["report"].value == str(report)
+    assert "dagster/row_count" not in event.asset_materialization.metadata, "a metrics table is no data size"
+    assert event.asset_materialization.metadata["verdict"].value == sentence(summary["versus_seeds_only"])
 
 
 def test_heldout_eval_reports_curve_draws_shift_and_leakage(factory, two_batches):

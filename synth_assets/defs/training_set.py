@@ -75,7 +75,8 @@ def version_inputs(instance: dg.DagsterInstance, lake: Lake, version: str) -> Ve
     pool["seed_ids"] = pool["seed_ids"].map(lambda ids: sorted({canonical.get(seed_id, seed_id) for seed_id in ids}))
     for review in reviews.values():
         pool = apply_review(pool, review["rows"])
-    cost_by_batch = lake.query("generated", so_far, "SELECT batch, sum(cost_usd) AS cost FROM rows GROUP BY batch")
+    # gated holds every attempt of a batch, its top-up rounds' too: what the batch cost in all.
+    cost_by_batch = lake.query("gated", so_far, "SELECT batch, sum(cost_usd) AS cost FROM rows GROUP BY batch")
     return VersionInputs(
         real=real,
         pool=pool,
