@@ -177,12 +177,17 @@ def _write_slot_task(data_dir, topics: int) -> None:
     write_csv(task_dir / "heldout.csv", heldout + [("how is your day going", "small_talk")])
 
 
-def test_coverage_095_after_top_up_passes_and_names_the_label_still_missing(tmp_path, monkeypatch, instance):
+def _slot_batch_to_gate(tmp_path, monkeypatch, instance, topics: int):
+    """A slot task of ``topics`` reminder labels + small_talk, its first batch run up to the gate."""
     data_dir = tmp_path / "data"
-    _write_slot_task(data_dir, topics=19)
+    _write_slot_task(data_dir, topics=topics)
     factory = build_factory(data_dir, monkeypatch, instance)
     key = factory.open("b1")
-    result = _run_to_gate(factory, key)
+    return factory, key, _run_to_gate(factory, key)
+
+
+def test_coverage_095_after_top_up_passes_and_names_the_label_still_missing(tmp_path, monkeypatch, instance):
+    factory, key, result = _slot_batch_to_gate(tmp_path, monkeypatch, instance, topics=19)
     assert result.success, [event.message for event in result.all_events if event.is_failure]
     verdict = factory.lake.read_json("gated", key)
     assert verdict["passed"] and verdict["label_coverage"] == 0.95 and verdict["missing_labels"] == ["small_talk"]
@@ -200,11 +205,7 @@ def test_coverage_095_after_top_up_passes_and_names_the_label_still_missing(tmp_
 
 
 def test_a_batch_below_coverage_after_top_up_fails_naming_the_missing_label(tmp_path, monkeypatch, instance):
-    data_dir = tmp_path / "data"
-    _write_slot_task(data_dir, topics=3)
-    factory = build_factory(data_dir, monkeypatch, instance)
-    key = factory.open("b1")
-    result = _run_to_gate(factory, key)
+    factory, key, result = _slot_batch_to_gate(tmp_path, monkeypatch, instance, topics=3)
     [check] = [e for e in result.get_asset_check_evaluations() if e.check_name == "gate_passed"]
     failure = "label coverage 0.750 is below gate.min_label_coverage=0.9 (no accepted row for: small_talk)"
     assert not check.passed and check.description == failure
